@@ -1,0 +1,1 @@
+"""Shared vocabulary of Scribe: settings, artifact models, events and errors."""

@@ -1,0 +1,185 @@
+"""One versioned pydantic model per stage output, plus the references that address them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Stage = Literal["decode", "diarize", "transcribe", "identify", "merge"]
+STAGES: tuple[Stage, ...] = ("decode", "diarize", "transcribe", "identify", "merge")
+
+# Which earlier stages' artifacts each stage reads. `decode` reads the upload.
+STAGE_INPUTS: dict[Stage, tuple[Stage, ...]] = {
+    "decode": (),
+    "diarize": ("decode",),
+    "transcribe": ("decode",),
+    "identify": ("diarize",),
+    "merge": ("decode", "diarize", "transcribe", "identify"),
+}
+
+
+class ArtifactRef(BaseModel):
+    """Where a stored artifact lives and what it must hash to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    job_id: str
+    stage: Stage
+    version: int
+    uri: str
+    sha256: str
+
+
+class ArtifactRecord(ArtifactRef):
+    """An artifact with its provenance, as recorded in PostgreSQL."""
+
+    key: str
+    size_bytes: int
+    params: dict[str, object] = Field(default_factory=dict)
+    model: str | None = None
+    inputs: list[str] = Field(default_factory=list)  # ids of the input artifacts
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str | None = None
+    created_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- job parameters
+
+
+class JobParams(BaseModel):
+    """What a user may set per job (upload form, CLI flags, replay overrides)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(default=None, description="ISO code such as 'fr'; None: detect")
+    num_speakers: int | None = Field(default=None, ge=1, le=64)
+    min_speakers: int | None = Field(default=None, ge=1, le=64)
+    max_speakers: int | None = Field(default=None, ge=1, le=64)
+    identify_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
+# ---------------------------------------------------------------- stage outputs
+
+
+class ProbeInfo(BaseModel):
+    format: str | None = None
+    codec: str | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    duration_s: float | None = None
+    bit_rate: int | None = None
+
+
+class DecodedAudio(BaseModel):
+    """`decode` output: metadata; the 16 kHz mono PCM WAV is stored beside it."""
+
+    schema_version: Literal[1] = 1
+    audio_uri: str
+    audio_sha256: str
+    sample_rate: int = 16000
+    num_samples: int
+    duration_s: float
+    source: ProbeInfo
+
+
+class Turn(BaseModel):
+    start: float
+    end: float
+    speaker: str
+
+
+class DiarizedSpeaker(BaseModel):
+    label: str  # "S1", "S2", ... in order of first appearance
+    talk_time_s: float
+    embedding: list[float] | None = None  # cluster centroid, for `identify`
+
+
+class Diarization(BaseModel):
+    schema_version: Literal[1] = 1
+    turns: list[Turn]  # may overlap
+    exclusive_turns: list[Turn]  # one speaker at a time
+    speakers: list[DiarizedSpeaker]
+    embedding_model: str | None = None
+
+
+class Word(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class TranscriptSegment(BaseModel):
+    start: float
+    end: float
+    text: str
+    words: list[Word]
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+class Transcript(BaseModel):
+    schema_version: Literal[1] = 1
+    language: str
+    language_probability: float
+    duration_s: float
+    segments: list[TranscriptSegment]
+
+
+class SpeakerMatch(BaseModel):
+    label: str  # diarization label, "S1"
+    speaker_id: str | None = None  # enrolled voiceprint id
+    name: str | None = None
+    score: float | None = None  # cosine similarity of the best candidate
+
+
+class Identification(BaseModel):
+    schema_version: Literal[1] = 1
+    threshold: float
+    embedding_model: str | None = None
+    matches: list[SpeakerMatch]
+
+
+class ResultWord(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+    speaker: str
+
+
+class ResultSegment(BaseModel):
+    start: float
+    end: float
+    speaker: str
+    text: str
+    words: list[ResultWord]
+
+
+class ResultSpeaker(BaseModel):
+    id: str
+    name: str | None = None
+    speaker_id: str | None = None
+    confidence: float | None = None
+    talk_time_s: float
+
+
+class ProvenanceEntry(BaseModel):
+    uri: str
+    sha256: str
+    model: str | None = None
+    params: dict[str, object] = Field(default_factory=dict)
+
+
+class MeetingResult(BaseModel):
+    schema_version: Literal[1] = 1
+    job_id: str
+    duration_s: float
+    language: str | None
+    speakers: list[ResultSpeaker]
+    segments: list[ResultSegment]
+    provenance: dict[str, ProvenanceEntry] = Field(default_factory=dict)

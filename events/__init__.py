@@ -1,0 +1,1 @@
+"""Redis messaging: job progress events (Stream + Pub/Sub) and the stage task queue."""

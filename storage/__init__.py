@@ -1,0 +1,1 @@
+"""Artifact store (fsspec) and job store (PostgreSQL)."""

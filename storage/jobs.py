@@ -1,0 +1,385 @@
+"""The job store: jobs, per-stage state, artifact provenance and voiceprints in PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from core.artifacts import STAGES, ArtifactRecord, JobParams
+from core.errors import NotFound
+from core.jobs import Job, JobError, Speaker, StageState
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"no such id: {value!r}") from None
+
+
+def _elapsed(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def _artifact(row: asyncpg.Record) -> ArtifactRecord:
+    return ArtifactRecord(
+        id=str(row["id"]),
+        job_id=str(row["job_id"]),
+        stage=row["stage"],
+        version=row["version"],
+        uri=row["uri"],
+        sha256=row["sha256"],
+        key=row["key"],
+        size_bytes=row["size_bytes"],
+        params=row["params"],
+        model=row["model"],
+        inputs=[str(i) for i in row["inputs"]],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        worker=row["worker"],
+        created_at=row["created_at"],
+    )
+
+
+class JobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # ------------------------------------------------------------ jobs
+
+    async def create_job(
+        self,
+        *,
+        job_id: str,
+        filename: str | None,
+        content_type: str | None,
+        size_bytes: int,
+        upload_uri: str,
+        upload_sha256: str,
+        params: JobParams,
+    ) -> Job:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO jobs (id, status, filename, content_type, size_bytes, upload_uri,"
+                " upload_sha256, params) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7)",
+                _uuid(job_id),
+                filename,
+                content_type,
+                size_bytes,
+                upload_uri,
+                upload_sha256,
+                params.model_dump(exclude_none=True),
+            )
+            await conn.executemany(
+                "INSERT INTO job_stages (job_id, stage, position, status)"
+                " VALUES ($1, $2, $3, 'queued')",
+                [(_uuid(job_id), s, i) for i, s in enumerate(STAGES)],
+            )
+        return await self.get_job(job_id)
+
+    async def get_job(self, job_id: str) -> Job:
+        jid = _uuid(job_id)
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", jid)
+            if row is None:
+                raise NotFound(f"no job with id {job_id}")
+            stages = await conn.fetch(
+                "SELECT * FROM job_stages WHERE job_id = $1 ORDER BY position", jid
+            )
+        return self._job(row, stages)
+
+    async def list_jobs(self, limit: int = 50) -> list[Job]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM jobs ORDER BY created_at DESC LIMIT $1", limit)
+            stages = await conn.fetch(
+                "SELECT * FROM job_stages WHERE job_id = ANY($1::uuid[]) ORDER BY position",
+                [r["id"] for r in rows],
+            )
+        by_job: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        for s in stages:
+            by_job.setdefault(s["job_id"], []).append(s)
+        return [self._job(r, by_job.get(r["id"], [])) for r in rows]
+
+    async def delete_job(self, job_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            result = await conn.execute("DELETE FROM jobs WHERE id = $1", _uuid(job_id))
+        if result.endswith(" 0"):
+            raise NotFound(f"no job with id {job_id}")
+
+    async def update_params(self, job_id: str, params: JobParams) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET params = $2, updated_at = now() WHERE id = $1",
+                _uuid(job_id),
+                params.model_dump(exclude_none=True),
+            )
+
+    async def set_job_info(
+        self, job_id: str, *, duration_s: float | None = None, language: str | None = None
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET duration_s = COALESCE($2, duration_s),"
+                " language = COALESCE($3, language), updated_at = now() WHERE id = $1",
+                _uuid(job_id),
+                duration_s,
+                language,
+            )
+
+    async def requeue(self, job_id: str, stages: Sequence[str]) -> None:
+        """Mark a job and the given stages queued again (replay)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE jobs SET status = 'queued', error_stage = NULL, error_message = NULL,"
+                " finished_at = NULL, updated_at = now() WHERE id = $1",
+                _uuid(job_id),
+            )
+            await conn.execute(
+                "UPDATE job_stages SET status = 'queued', error = NULL, started_at = NULL,"
+                " finished_at = NULL WHERE job_id = $1 AND stage = ANY($2::text[])",
+                _uuid(job_id),
+                list(stages),
+            )
+
+    # ------------------------------------------------------------ stages
+
+    async def stage_started(self, job_id: str, stage: str, worker: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE job_stages SET status = 'running', started_at = now(), finished_at = NULL,"
+                " error = NULL, attempts = attempts + 1, worker = $3"
+                " WHERE job_id = $1 AND stage = $2",
+                _uuid(job_id),
+                stage,
+                worker,
+            )
+            await conn.execute(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()),"
+                " updated_at = now() WHERE id = $1",
+                _uuid(job_id),
+            )
+
+    async def stage_succeeded(
+        self, job_id: str, stage: str, artifact_id: str, *, reused: bool
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE job_stages SET status = 'succeeded', finished_at = now(), artifact_id = $3,"
+                " reused = $4 WHERE job_id = $1 AND stage = $2",
+                _uuid(job_id),
+                stage,
+                _uuid(artifact_id),
+                reused,
+            )
+
+    async def stage_failed(self, job_id: str, stage: str, message: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE job_stages SET status = 'failed', finished_at = now(), error = $3"
+                " WHERE job_id = $1 AND stage = $2",
+                _uuid(job_id),
+                stage,
+                message,
+            )
+            await conn.execute(
+                "UPDATE jobs SET status = 'failed', error_stage = $2, error_message = $3,"
+                " finished_at = now(), updated_at = now() WHERE id = $1",
+                _uuid(job_id),
+                stage,
+                message,
+            )
+
+    async def job_succeeded(self, job_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now()"
+                " WHERE id = $1",
+                _uuid(job_id),
+            )
+
+    # ------------------------------------------------------------ artifacts
+
+    async def find_artifact(self, job_id: str, stage: str, key: str) -> ArtifactRecord | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM artifacts WHERE job_id = $1 AND stage = $2 AND key = $3",
+                _uuid(job_id),
+                stage,
+                key,
+            )
+        return _artifact(row) if row else None
+
+    async def record_artifact(
+        self,
+        *,
+        job_id: str,
+        stage: str,
+        key: str,
+        uri: str,
+        sha256: str,
+        size_bytes: int,
+        params: dict[str, Any],
+        model: str | None,
+        inputs: Sequence[str],
+        started_at: datetime | None,
+        finished_at: datetime | None,
+        worker: str | None,
+    ) -> ArtifactRecord:
+        """Record an artifact once; a second record of the same key returns the first."""
+        jid = _uuid(job_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialise versions per (job, stage) so two writers cannot take the same number.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"{job_id}:{stage}"
+            )
+            row = await conn.fetchrow(
+                "SELECT * FROM artifacts WHERE job_id = $1 AND stage = $2 AND key = $3",
+                jid,
+                stage,
+                key,
+            )
+            if row is None:
+                version = await conn.fetchval(
+                    "SELECT COALESCE(max(version), 0) + 1 FROM artifacts"
+                    " WHERE job_id = $1 AND stage = $2",
+                    jid,
+                    stage,
+                )
+                row = await conn.fetchrow(
+                    "INSERT INTO artifacts (id, job_id, stage, version, key, uri, sha256,"
+                    " size_bytes, params, model, inputs, started_at, finished_at, worker)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::uuid[], $12, $13, $14)"
+                    " RETURNING *",
+                    uuid.uuid4(),
+                    jid,
+                    stage,
+                    version,
+                    key,
+                    uri,
+                    sha256,
+                    size_bytes,
+                    params,
+                    model,
+                    [_uuid(i) for i in inputs],
+                    started_at,
+                    finished_at,
+                    worker,
+                )
+        assert row is not None
+        return _artifact(row)
+
+    async def current_artifact(self, job_id: str, stage: str) -> ArtifactRecord | None:
+        """The artifact the stage last produced or reused for this job."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT a.* FROM job_stages s JOIN artifacts a ON a.id = s.artifact_id"
+                " WHERE s.job_id = $1 AND s.stage = $2",
+                _uuid(job_id),
+                stage,
+            )
+        return _artifact(row) if row else None
+
+    async def list_artifacts(self, job_id: str) -> list[ArtifactRecord]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM artifacts WHERE job_id = $1 ORDER BY created_at, stage, version",
+                _uuid(job_id),
+            )
+        return [_artifact(r) for r in rows]
+
+    # ------------------------------------------------------------ speakers
+
+    async def create_speaker(
+        self, *, name: str, model: str, embedding: Sequence[float], clip_uris: Sequence[str],
+        speaker_id: str | None = None,
+    ) -> Speaker:
+        sid = uuid.UUID(speaker_id) if speaker_id else uuid.uuid4()
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO speakers (id, name, model, embedding, clip_uris)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                sid,
+                name,
+                model,
+                list(embedding),
+                list(clip_uris),
+            )
+        assert row is not None
+        return self._speaker(row)
+
+    async def list_speakers(self) -> list[Speaker]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM speakers ORDER BY name, created_at")
+        return [self._speaker(r) for r in rows]
+
+    async def voiceprints(self) -> list[tuple[str, str, str, list[float]]]:
+        """(id, name, model, embedding) of every enrolled speaker."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT id, name, model, embedding FROM speakers ORDER BY id")
+        return [(str(r["id"]), r["name"], r["model"], list(r["embedding"])) for r in rows]
+
+    async def delete_speaker(self, speaker_id: str) -> Speaker:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "DELETE FROM speakers WHERE id = $1 RETURNING *", _uuid(speaker_id)
+            )
+        if row is None:
+            raise NotFound(f"no enrolled speaker with id {speaker_id}")
+        return self._speaker(row)
+
+    # ------------------------------------------------------------ mapping
+
+    @staticmethod
+    def _speaker(row: asyncpg.Record) -> Speaker:
+        return Speaker(
+            id=str(row["id"]),
+            name=row["name"],
+            model=row["model"],
+            num_clips=len(row["clip_uris"]),
+            clip_uris=list(row["clip_uris"]),
+            created_at=row["created_at"],
+        )
+
+    @staticmethod
+    def _job(row: asyncpg.Record, stages: Sequence[asyncpg.Record]) -> Job:
+        error = None
+        if row["error_message"]:
+            error = JobError(stage=row["error_stage"], message=row["error_message"])
+        return Job(
+            id=str(row["id"]),
+            status=row["status"],
+            filename=row["filename"],
+            content_type=row["content_type"],
+            size_bytes=row["size_bytes"],
+            upload_uri=row["upload_uri"],
+            upload_sha256=row["upload_sha256"],
+            params=JobParams.model_validate(row["params"]),
+            duration_s=row["duration_s"],
+            language=row["language"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=error,
+            stages=[
+                StageState(
+                    stage=s["stage"],
+                    status=s["status"],
+                    artifact_id=str(s["artifact_id"]) if s["artifact_id"] else None,
+                    reused=s["reused"],
+                    started_at=s["started_at"],
+                    finished_at=s["finished_at"],
+                    elapsed_s=_elapsed(s["started_at"], s["finished_at"]),
+                    attempts=s["attempts"],
+                    worker=s["worker"],
+                    error=s["error"],
+                )
+                for s in stages
+            ],
+        )
