@@ -38,6 +38,8 @@ class ModelSettings(BaseModel):
     embedding_path: Path | None = None  # CAM++ state_dict (.pt)
     clustering_threshold: float = 0.7
     min_cluster_size: int = 12
+    # Load every model when the worker starts instead of on first use.
+    preload: bool = False
 
 
 class StorageSettings(BaseModel):
@@ -92,3 +94,17 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for a child process (worker, gateway)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, BaseModel):
+                text = value.model_dump_json()
+            else:
+                text = str(value)
+            env[f"SCRIBE_{name.upper()}"] = text
+        return env

@@ -70,7 +70,10 @@ class ArtifactStore:
     def __init__(self, protocol: str, root: str, options: dict[str, Any] | None = None) -> None:
         self.protocol = protocol
         self.root = root.rstrip("/")
-        self.fs: fsspec.AbstractFileSystem = fsspec.filesystem(protocol, **(options or {}))
+        opts = dict(options or {})
+        if protocol in ("file", "local"):
+            opts.setdefault("auto_mkdir", True)  # S3 has no folders; local needs them made
+        self.fs: fsspec.AbstractFileSystem = fsspec.filesystem(protocol, **opts)
         if self.is_local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
@@ -101,15 +104,9 @@ class ArtifactStore:
 
     # ------------------------------------------------------------ writing
 
-    @contextmanager
-    def writer(self, key: str) -> Iterator[AtomicWriter]:
-        """`with store.writer(key) as w: w.write(...)`; committed only if no exception."""
-        w = AtomicWriter(self, key)
-        try:
-            yield w
-        except BaseException:
-            w.abort()
-            raise
+    def writer(self, key: str) -> AtomicWriter:
+        """A writer for `key`: `write()` chunks, then `commit()` (or `abort()`)."""
+        return AtomicWriter(self, key)
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
         w = AtomicWriter(self, key)

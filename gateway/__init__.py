@@ -1,0 +1,1 @@
+"""The HTTP gateway: uploads, job status, SSE progress, results. No model code here."""

@@ -1,0 +1,43 @@
+"""Request dependencies, as `Annotated` aliases so routes stay one line per input."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from core.settings import Settings
+from events.bus import EventBus
+from gateway.services import Services
+from storage.artifacts import ArtifactStore
+from storage.jobs import JobStore
+
+
+def get_services(request: Request) -> Services:
+    return cast(Services, request.app.state.services)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(request: Request) -> Settings:
+    # The app's own settings (HTTP limits, public URL), which a test may vary per app.
+    return cast(Settings, request.app.state.settings)
+
+
+def get_jobs(services: ServicesDep) -> JobStore:
+    return services.jobs
+
+
+def get_store(services: ServicesDep) -> ArtifactStore:
+    return services.store
+
+
+def get_bus(services: ServicesDep) -> EventBus:
+    return services.bus
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+BusDep = Annotated[EventBus, Depends(get_bus)]

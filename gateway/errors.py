@@ -1,0 +1,149 @@
+"""The one place where errors become HTTP answers.
+
+Every error body has the same shape: `{"error": {"code": "...", "message": "..."}}`, the
+message written for a person. Scribe's own errors (core.errors) map by class; request
+validation and Starlette's HTTP errors (unknown route, wrong method) are reshaped to match;
+anything else is a logged 500 with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import (
+    BadInput,
+    Conflict,
+    EmptyUpload,
+    NotFound,
+    ScribeError,
+    StageFailed,
+    UnsupportedMedia,
+    UploadTooLarge,
+)
+
+log = logging.getLogger("scribe.gateway")
+
+
+class InvalidRequest(BadInput):
+    """Well-formed but invalid values (a negative speaker count): 422."""
+
+    code = "invalid_request"
+
+
+class ServiceUnavailable(ScribeError):
+    """A dependency (worker, database) did not answer in time: 503."""
+
+    code = "unavailable"
+
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS: tuple[tuple[type[ScribeError], int], ...] = (
+    (EmptyUpload, 400),
+    (UploadTooLarge, 413),
+    (UnsupportedMedia, 415),
+    (InvalidRequest, 422),
+    (BadInput, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (StageFailed, 422),
+    (ServiceUnavailable, 503),
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "upload_too_large",
+    415: "unsupported_media",
+    429: "too_many_requests",
+}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def status_of(exc: ScribeError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic/FastAPI errors as one sentence: "num_speakers: must be >= 1; ..."."""
+    parts: list[str] = []
+    for err in errors:
+        loc: Sequence[Any] = err.get("loc", ())
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie", "form"):
+            where = loc[0]
+            loc = loc[1:]
+        else:
+            where = ""
+        name = ".".join(str(p) for p in loc)
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            ctx = err.get("ctx") or {}
+            detail = f" ({ctx['error']})" if "error" in ctx else ""
+            parts.append(f"the request body is not valid JSON{detail}")
+            continue
+        msg = str(err.get("msg", "is invalid"))
+        if kind == "extra_forbidden":
+            msg = "is not a known field"
+        elif kind == "missing":
+            msg = f"is required{' in the ' + where if where else ''}"
+        elif isinstance(err.get("input"), str | int | float):
+            msg = f"{msg} (got {err['input']!r})"
+        parts.append(f"{name}: {msg}" if name else msg)
+    return "; ".join(parts) or "the request is invalid"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+
+    async def scribe_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ScribeError)
+        status = status_of(exc)
+        if status == 500:
+            log.error("unmapped %s: %s", type(exc).__name__, exc.message)
+            return error_response(500, "internal_error", "something went wrong on our side")
+        return error_response(status, exc.code, exc.message)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, "invalid_request", describe_validation_errors(exc.errors()))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "something went wrong on our side")
+
+    app.add_exception_handler(ScribeError, scribe_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

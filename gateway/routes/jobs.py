@@ -1,0 +1,191 @@
+"""Jobs: upload (create), look up, list, delete, replay a stage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from core.artifacts import STAGES
+from core.errors import BadInput, Conflict, NotFound
+from core.events import JobEvent
+from core.jobs import Job
+from core.settings import Settings
+from events.queue import build_pipeline, stages_from
+from gateway.deps import BusDep, JobStoreDep, ServicesDep, SettingsDep, StoreDep
+from gateway.multipart import MultipartReceiver, check_content_length
+from gateway.params import merge_params, params_from_form
+from gateway.services import Services
+from storage.artifacts import job_prefix, upload_key
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    result: str
+    artifacts: str
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: str
+    links: JobLinks
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Loose on purpose: merged into the job's params, then validated as JobParams.
+    params: dict[str, Any] | None = None
+
+
+def job_links(settings: Settings, job_id: str) -> JobLinks:
+    base = (settings.public_url or "").rstrip("/")
+    self_url = f"{base}/v1/jobs/{job_id}"
+    return JobLinks(
+        self=self_url,
+        events=f"{self_url}/events",
+        result=f"{self_url}/result",
+        artifacts=f"{self_url}/artifacts",
+    )
+
+
+def accepted(settings: Settings, job_id: str, status: str) -> JSONResponse:
+    links = job_links(settings, job_id)
+    body = JobAccepted(id=job_id, status=status, links=links)
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": links.self})
+
+
+async def enqueue(services: Services, job_id: str, first_stage: str) -> None:
+    """Tell listeners the job is queued, then hand it to the workers (by task name)."""
+    await services.bus.publish(
+        JobEvent(
+            type="job.queued",
+            job_id=job_id,
+            stage=first_stage,
+            message=f"queued from {first_stage}",
+        )
+    )
+    await build_pipeline(services.broker, first_stage).kiq(job_id)
+
+
+_UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "language": {"type": "string", "example": "fr"},
+                        "num_speakers": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "min_speakers": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "max_speakers": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "identify_threshold": {"type": "number", "minimum": -1, "maximum": 1},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Upload a recording and start a job",
+    openapi_extra=_UPLOAD_FORM,
+)
+async def create_job(
+    request: Request, services: ServicesDep, settings: SettingsDep
+) -> JSONResponse:
+    # The body is read by hand (streamed to storage), so no form parameters are declared.
+    limit = settings.max_upload_bytes
+    check_content_length(request, limit)
+    job_id = str(uuid.uuid4())
+    key = upload_key(job_id)
+
+    def file_key(field: str, index: int) -> str | None:
+        if field != "file":
+            return None
+        if index > 0:
+            raise BadInput("send one file per job (the form has several 'file' parts)")
+        return key
+
+    async with MultipartReceiver(
+        request, services.store, file_key=file_key, max_file_bytes=limit
+    ) as rx:
+        form = await rx.receive()
+        if not form.files:
+            raise BadInput("the form has no 'file' field; attach the recording as 'file'")
+        params = params_from_form(form.fields)
+        part = form.files[0]
+        (stored,) = await rx.commit()
+        # An error here leaves the `async with`, which deletes the stored upload.
+        await services.jobs.create_job(
+            job_id=job_id,
+            filename=part.filename,
+            content_type=part.content_type,
+            size_bytes=stored.size_bytes,
+            upload_uri=stored.uri,
+            upload_sha256=stored.sha256,
+            params=params,
+        )
+    await enqueue(services, job_id, "decode")
+    return accepted(settings, job_id, "queued")
+
+
+@router.get("", response_model=list[Job], summary="Recent jobs, newest first")
+async def list_jobs(
+    jobs: JobStoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[Job]:
+    return await jobs.list_jobs(limit)
+
+
+@router.get("/{job_id}", response_model=Job, summary="A job and its stages")
+async def get_job(job_id: str, jobs: JobStoreDep) -> Job:
+    return await jobs.get_job(job_id)
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a job, its files and events")
+async def delete_job(job_id: str, jobs: JobStoreDep, store: StoreDep, bus: BusDep) -> Response:
+    await jobs.get_job(job_id)  # 404 before touching anything
+    await asyncio.to_thread(store.delete_prefix, job_prefix(job_id))
+    await jobs.delete_job(job_id)
+    await bus.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/stages/{stage}/replay",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Run a stage again (and the ones after it), optionally with new parameters",
+)
+async def replay_stage(
+    job_id: str,
+    stage: str,
+    services: ServicesDep,
+    settings: SettingsDep,
+    body: ReplayRequest | None = None,
+) -> JSONResponse:
+    job = await services.jobs.get_job(job_id)
+    if stage not in STAGES:
+        raise NotFound(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    if job.status in ("queued", "running"):
+        raise Conflict("job is still running; wait for it to finish before replaying a stage")
+    if body is not None and body.params:
+        params = merge_params(job.params, body.params)
+        await services.jobs.update_params(job_id, params)
+    await services.jobs.requeue(job_id, stages_from(stage))
+    await enqueue(services, job_id, stage)
+    return accepted(settings, job_id, "queued")

@@ -1,0 +1,62 @@
+"""What the gateway talks to: PostgreSQL, the artifact store, Redis events and the queue."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from taskiq import AsyncBroker
+
+from core.settings import Settings
+from events.bus import EventBus
+from events.queue import make_broker
+from storage.artifacts import ArtifactStore
+from storage.db import create_pool, migrate
+from storage.jobs import JobStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    jobs: JobStore
+    store: ArtifactStore
+    bus: EventBus
+    redis: aioredis.Redis
+    broker: AsyncBroker
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Services:
+        """Open everything. The entry point resolves embedded servers into URLs first."""
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError("the gateway needs settings.database_url and settings.redis_url")
+        pool = await create_pool(settings.database_url)
+        redis: aioredis.Redis | None = None
+        try:
+            await migrate(pool)
+            redis = aioredis.Redis.from_url(settings.redis_url)
+            broker = make_broker(settings, settings.redis_url)
+            await broker.startup()
+        except BaseException:
+            if redis is not None:
+                await redis.aclose()
+            await pool.close()
+            raise
+        return cls(
+            settings=settings,
+            pool=pool,
+            jobs=JobStore(pool),
+            store=ArtifactStore.from_settings(settings),
+            bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
+            redis=redis,
+            broker=broker,
+        )
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.broker.shutdown()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        await self.pool.close()

@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions from artifacts (and an engine) to an artifact."""

@@ -1,0 +1,146 @@
+"""Each stage's compute step: read input artifacts, call the stage's pure `run`, write
+the output artifact. Runs in a worker thread (blocking I/O and model calls are fine here).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.artifacts import (
+    DecodedAudio,
+    Diarization,
+    Identification,
+    ProvenanceEntry,
+    Transcript,
+)
+from core.errors import BadInput, StageFailed
+from stages import decode as decode_stage
+from stages import diarize as diarize_stage
+from stages import identify as identify_stage
+from stages import merge as merge_stage
+from stages import transcribe as transcribe_stage
+from storage.artifacts import ArtifactStore, StoredObject, upload_key
+
+if TYPE_CHECKING:
+    from stages.runtime import WorkerState
+    from stages.tasks import StageInput
+
+ARTIFACT = "artifact.json"
+
+
+def _load_audio(store: ArtifactStore, decoded: DecodedAudio) -> np.ndarray:
+    with store.local_file(store.key_of(decoded.audio_uri), suffix=".wav") as path:
+        return decode_stage.load_wav(path)
+
+
+def _input(si: StageInput, stage: str) -> str:
+    return si.state.store.key_of(si.inputs[stage].uri)
+
+
+def decode(si: StageInput) -> StoredObject:
+    store = si.state.store
+    settings = si.state.settings
+    with store.local_file(upload_key(si.job.id)) as src:
+        info = decode_stage.probe(src)
+        if info.duration_s is not None and info.duration_s > settings.max_duration_s:
+            raise StageFailed(
+                "decode",
+                f"the recording lasts {info.duration_s / 3600:.1f} h; the limit is "
+                f"{settings.max_duration_s / 3600:.1f} h",
+            )
+        si.progress("decode", 0, 1)
+        with tempfile.TemporaryDirectory(prefix="scribe-decode-") as tmp:
+            wav = Path(tmp) / "audio.wav"
+            num_samples = decode_stage.decode_to_wav(
+                src, wav, sample_rate=16000, ffmpeg_exe=decode_stage.find_ffmpeg()
+            )
+            if num_samples == 0:
+                raise StageFailed("decode", "the file holds no audio samples (0 s of sound)")
+            audio = store.put_file(f"{si.key_dir}/audio.wav", wav)
+    si.progress("decode", 1, 1)
+    doc = DecodedAudio(
+        audio_uri=audio.uri,
+        audio_sha256=audio.sha256,
+        num_samples=num_samples,
+        duration_s=num_samples / 16000,
+        source=info,
+    )
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", doc)
+
+
+def diarize(si: StageInput) -> StoredObject:
+    store = si.state.store
+    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
+    try:
+        params = diarize_stage.DiarizeParams.model_validate(
+            {k: si.params[k] for k in ("num_speakers", "min_speakers", "max_speakers")}
+        )
+    except ValueError as exc:
+        raise BadInput(f"invalid speaker counts: {exc}") from exc
+    audio = _load_audio(store, decoded)
+    result = diarize_stage.run(audio, params, si.state.models.diarizer(), si.progress)
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
+
+
+def transcribe(si: StageInput) -> StoredObject:
+    store = si.state.store
+    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
+    params = transcribe_stage.TranscribeParams(
+        language=si.params["language"], beam_size=si.params["beam_size"], vad_filter=True
+    )
+    audio = _load_audio(store, decoded)
+    result = transcribe_stage.run(audio, params, si.state.models.transcriber(), si.progress)
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
+
+
+def identify(si: StageInput) -> StoredObject:
+    store = si.state.store
+    diarization = store.get_json(_input(si, "diarize"), Diarization)
+    voiceprints = [
+        identify_stage.Voiceprint(id=i, name=n, model=m, embedding=e)
+        for i, n, m, e in si.params["voiceprint_list"]
+    ]
+    result = identify_stage.run(
+        diarization,
+        voiceprints,
+        threshold=float(si.params["threshold"]),
+        embedding_model=si.state.models.encoder_id(),
+    )
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
+
+
+def merge(si: StageInput) -> StoredObject:
+    store = si.state.store
+    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
+    diarization = store.get_json(_input(si, "diarize"), Diarization)
+    transcript = store.get_json(_input(si, "transcribe"), Transcript)
+    identification = store.get_json(_input(si, "identify"), Identification)
+    provenance = {
+        name: ProvenanceEntry(uri=r.uri, sha256=r.sha256, model=r.model, params=r.params)
+        for name, r in si.inputs.items()
+    }
+    result = merge_stage.run(
+        si.job.id, decoded.duration_s, transcript, diarization, identification, provenance
+    )
+    si.progress("merge", 1, 1)
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
+
+
+def enroll(state: WorkerState, clip_keys: list[str]) -> tuple[list[float], str]:
+    """Decode each enrollment clip and average its embeddings into one voiceprint."""
+    clips: list[np.ndarray] = []
+    ffmpeg = decode_stage.find_ffmpeg()
+    for n, key in enumerate(clip_keys, 1):
+        with state.store.local_file(key) as src, tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "clip.wav"
+            try:
+                decode_stage.decode_to_wav(src, wav, sample_rate=16000, ffmpeg_exe=ffmpeg)
+            except StageFailed as exc:
+                raise BadInput(f"clip {n}: {exc.message}") from exc
+            clips.append(decode_stage.load_wav(wav))
+    encoder = state.models.encoder()
+    return identify_stage.enroll_embedding(clips, encoder), encoder.model_id

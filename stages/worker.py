@@ -1,0 +1,107 @@
+"""Worker entry point: `python -m stages.worker` (or `scribe worker`).
+
+Safety rules from the design: the `spawn` start method is set before anything imports
+torch; one task at a time per process (a GPU runs one model call at a time); workers are
+recycled after N tasks; tasks are registered explicitly (no autodiscovery).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
+
+from core.settings import Settings
+from events.queue import make_broker
+
+log = logging.getLogger("scribe.worker")
+
+
+def create_broker() -> AsyncBroker:
+    """Broker factory, imported by each worker process (settings read once, here)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    settings = Settings()
+    if not settings.redis_url:
+        raise SystemExit("SCRIBE_REDIS_URL is not set; `scribe serve` sets it in embedded mode")
+    broker = make_broker(settings, settings.redis_url)
+
+    from stages.runtime import WorkerState
+    from stages.tasks import register_tasks
+
+    register_tasks(broker)
+
+    async def startup(state: TaskiqState) -> None:
+        state.scribe = await WorkerState.connect(settings)
+        if settings.models.preload:
+            import asyncio
+
+            models = state.scribe.models
+            await asyncio.to_thread(models.transcriber)
+            await asyncio.to_thread(models.diarizer)
+            await asyncio.to_thread(models.encoder)
+            log.info("models loaded: %s", models.load_times)
+
+    async def shutdown(state: TaskiqState) -> None:
+        scribe = getattr(state, "scribe", None)
+        if scribe is not None:
+            await scribe.close()
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
+    return broker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scribe worker", description="Run stage workers that consume the Scribe queue."
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (one per GPU)")
+    parser.add_argument(
+        "--max-tasks-per-child",
+        type=int,
+        default=200,
+        help="recycle a worker process after this many tasks (frees leaked memory)",
+    )
+    parser.add_argument("--shutdown-timeout", type=float, default=30.0)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    return run(
+        workers=args.workers,
+        max_tasks_per_child=args.max_tasks_per_child,
+        shutdown_timeout=args.shutdown_timeout,
+        log_level=args.log_level,
+    )
+
+
+def run(
+    *,
+    workers: int = 1,
+    max_tasks_per_child: int | None = 200,
+    shutdown_timeout: float = 30.0,
+    log_level: str = "INFO",
+) -> int:
+    # Before any import of torch: CUDA cannot survive a fork.
+    multiprocessing.set_start_method("spawn", force=True)
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
+    args = WorkerArgs(
+        broker="stages.worker:create_broker",
+        modules=[],
+        fs_discover=False,
+        workers=workers,
+        max_async_tasks=1,
+        max_prefetch=0,
+        max_tasks_per_child=max_tasks_per_child,
+        shutdown_timeout=shutdown_timeout,
+        log_level=log_level.upper(),  # type: ignore[arg-type]
+    )
+    return run_worker(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

