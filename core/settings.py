@@ -102,9 +102,6 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, BaseModel):
-                text = value.model_dump_json()
-            else:
-                text = str(value)
+            text = value.model_dump_json() if isinstance(value, BaseModel) else str(value)
             env[f"SCRIBE_{name.upper()}"] = text
         return env

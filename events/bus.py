@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -46,14 +47,18 @@ class EventBus:
 
     async def history(self, job_id: str, after: str | None = None) -> list[JobEvent]:
         start = f"({after}" if after else "-"
-        entries = await self.redis.xrange(self.stream_key(job_id), min=start, max="+")
+        entries: Any = await self.redis.xrange(self.stream_key(job_id), min=start, max="+")
         return [self._decode(eid, fields) for eid, fields in entries]
 
     async def delete(self, job_id: str) -> None:
         await self.redis.delete(self.stream_key(job_id))
 
     async def follow(
-        self, job_id: str, after: str | None = None, *, stop_at_terminal: bool = True,
+        self,
+        job_id: str,
+        after: str | None = None,
+        *,
+        stop_at_terminal: bool = True,
         idle_timeout: float | None = None,
     ) -> AsyncIterator[JobEvent]:
         """Every event after `after`, then live ones; ends after a terminal event."""
@@ -67,7 +72,9 @@ class EventBus:
                 if stop_at_terminal and event.type in TERMINAL_EVENTS:
                     return
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_timeout or 30.0)
+                msg = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=idle_timeout or 30.0
+                )
                 if msg is None:
                     if idle_timeout is not None:
                         return
@@ -83,7 +90,7 @@ class EventBus:
         finally:
             try:
                 await pubsub.unsubscribe()
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
             except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 

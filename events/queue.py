@@ -57,7 +57,9 @@ def build_pipeline(broker: AsyncBroker, first_stage: str = "decode") -> Pipeline
     Each stage task takes the job id and returns it, so the next step receives it.
     """
     names = stages_from(first_stage)
-    kickers = [AsyncKicker(task_name(s), broker, labels={}) for s in names]
+    kickers: list[AsyncKicker[Any, Any]] = [
+        AsyncKicker(task_name(s), broker, labels={}) for s in names
+    ]
     pipe: Pipeline[Any, Any] = Pipeline(broker, kickers[0])
     for k in kickers[1:]:
         pipe = pipe.call_next(k)

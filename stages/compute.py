@@ -56,7 +56,11 @@ def decode(si: StageInput) -> StoredObject:
         with tempfile.TemporaryDirectory(prefix="scribe-decode-") as tmp:
             wav = Path(tmp) / "audio.wav"
             num_samples = decode_stage.decode_to_wav(
-                src, wav, sample_rate=16000, ffmpeg_exe=decode_stage.find_ffmpeg()
+                src,
+                wav,
+                sample_rate=16000,
+                ffmpeg_exe=decode_stage.find_ffmpeg(),
+                expected_duration_s=info.duration_s,
             )
             if num_samples == 0:
                 raise StageFailed("decode", "the file holds no audio samples (0 s of sound)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -110,7 +111,8 @@ class ProgressPump:
             return
         self._sent = latest
         step, fraction = latest
-        try:
+        # Progress is best effort; the stage result is what matters.
+        with contextlib.suppress(ConnectionError, OSError, aioredis.RedisError):
             await self.bus.publish(
                 JobEvent(
                     type="stage.progress",
@@ -120,8 +122,6 @@ class ProgressPump:
                     progress=round(fraction, 4),
                 )
             )
-        except (ConnectionError, OSError, aioredis.RedisError):
-            pass  # progress is best effort; the stage result is what matters
 
 
 def monotonic() -> float:

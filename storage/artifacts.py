@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,10 +60,8 @@ class AtomicWriter:
 
     def abort(self) -> None:
         self._file.close()
-        try:
+        with suppress(FileNotFoundError):
             self._store.fs.rm(self._store.path(self._tmp))
-        except FileNotFoundError:
-            pass
 
 
 class ArtifactStore:
@@ -177,10 +175,8 @@ class ArtifactStore:
             self.fs.rm(path, recursive=True)
 
     def delete(self, key: str) -> None:
-        try:
+        with suppress(FileNotFoundError):
             self.fs.rm(self.path(key))
-        except FileNotFoundError:
-            pass
 
 
 def job_prefix(job_id: str) -> str:

@@ -235,9 +235,7 @@ class JobStore:
         jid = _uuid(job_id)
         async with self.pool.acquire() as conn, conn.transaction():
             # Serialise versions per (job, stage) so two writers cannot take the same number.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", f"{job_id}:{stage}"
-            )
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{job_id}:{stage}")
             row = await conn.fetchrow(
                 "SELECT * FROM artifacts WHERE job_id = $1 AND stage = $2 AND key = $3",
                 jid,
@@ -296,7 +294,12 @@ class JobStore:
     # ------------------------------------------------------------ speakers
 
     async def create_speaker(
-        self, *, name: str, model: str, embedding: Sequence[float], clip_uris: Sequence[str],
+        self,
+        *,
+        name: str,
+        model: str,
+        embedding: Sequence[float],
+        clip_uris: Sequence[str],
         speaker_id: str | None = None,
     ) -> Speaker:
         sid = uuid.UUID(speaker_id) if speaker_id else uuid.uuid4()

@@ -1,0 +1,1 @@
+"""Command line: `scribe run|serve|gateway|worker|speakers|replay`."""

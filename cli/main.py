@@ -1,0 +1,365 @@
+"""`scribe`: run a meeting through the pipeline, serve the API, manage voiceprints.
+
+Client commands talk to `--server URL` (or SCRIBE_URL) when given; otherwise they start
+the whole system on this machine (embedded PostgreSQL and Redis when no URL is set,
+a worker process and the gateway) for the duration of the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from cli.client import ApiError, ScribeClient
+from core.artifacts import STAGES
+from core.settings import Settings
+
+app = typer.Typer(
+    help="Scribe: who said what, when. Speaker-attributed, word-timed meeting transcripts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+speakers_app = typer.Typer(help="Enroll, list and delete known voices.", no_args_is_help=True)
+app.add_typer(speakers_app, name="speakers")
+
+err = Console(stderr=True)
+out = Console()
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="SCRIBE_URL",
+        help="URL of a running Scribe (e.g. http://scribe.lan). Default: run locally.",
+    ),
+]
+FORMATS = ("txt", "json", "srt", "vtt")
+
+
+@contextlib.contextmanager
+def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient]:
+    """A client of `server`, or of a whole system started here for this command."""
+    if server:
+        with ScribeClient(server) as client:
+            yield client
+        return
+    from cli.local import LocalSystem
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = settings.data_dir / "worker.log"
+    with err.status("Starting Scribe locally (database, queue, worker)…"):
+        system = LocalSystem(settings, worker=worker, worker_log=log_file).start()
+    try:
+        with ScribeClient(system.url) as client:
+            yield client
+    finally:
+        with err.status("Stopping…"):
+            system.stop()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+# ---------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Audio or video file")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="txt, json, srt or vtt")] = "txt",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the result here (default: stdout)")
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Spoken language, e.g. fr (default: detect)")
+    ] = None,
+    num_speakers: Annotated[int | None, typer.Option(help="Exact number of speakers")] = None,
+    min_speakers: Annotated[int | None, typer.Option(help="At least this many speakers")] = None,
+    max_speakers: Annotated[int | None, typer.Option(help="At most this many speakers")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Transcribe FILE: who said what, when. Shows each stage's progress."""
+    if fmt not in FORMATS:
+        raise fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", 2)
+    params = {
+        "language": language,
+        "num_speakers": num_speakers,
+        "min_speakers": min_speakers,
+        "max_speakers": max_speakers,
+    }
+    started = time.monotonic()
+    try:
+        with connect(server) as client:
+            job = _submit_with_progress(client, file, params)
+            final = _follow(client, job["id"])
+            if final.type == "job.failed":
+                raise fail(f"the {final.stage} stage failed: {final.message}")
+            text = client.result(job["id"], fmt)
+    except ApiError as exc:
+        raise fail(exc.message) from None
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {output} ({time.monotonic() - started:.1f} s)")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        err.print(f"[dim]job {job['id']} done in {time.monotonic() - started:.1f} s[/]")
+
+
+def _submit_with_progress(
+    client: ScribeClient, file: Path, params: dict[str, Any]
+) -> dict[str, Any]:
+    size = file.stat().st_size
+    with Progress(
+        TextColumn("upload    "),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("upload", total=size)
+        return client.submit(file, params, on_bytes=lambda n: bar.advance(task, n))
+
+
+def _follow(client: ScribeClient, job_id: str) -> Any:
+    """Show one progress bar per stage from the job's event stream; return the last event."""
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=err,
+    ) as bar:
+        tasks: dict[str, TaskID] = {
+            s: bar.add_task(s, total=1.0, start=False, note="") for s in STAGES
+        }
+        last = None
+        for event in client.events(job_id):
+            last = event
+            t = tasks.get(event.stage or "")
+            if event.type == "stage.started" and t is not None:
+                bar.reset(t, total=1.0, note="")
+                bar.start_task(t)
+            elif event.type == "stage.progress" and t is not None:
+                bar.update(t, completed=event.progress or 0.0, note=event.step or "")
+            elif event.type == "stage.finished" and t is not None:
+                note = "reused" if event.reused else ""
+                bar.update(t, completed=1.0, note=note)
+                bar.stop_task(t)
+            elif event.type == "stage.failed" and t is not None:
+                bar.update(t, note="[red]failed[/]")
+                bar.stop_task(t)
+        if last is None:
+            raise fail("the event stream ended before the job finished")
+        return last
+
+
+# ---------------------------------------------------------------- servers
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Run the gateway and a worker (and embedded PostgreSQL/Redis when no URL is set)."""
+    from cli.local import LocalSystem
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    system = LocalSystem(
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        worker_log=settings.data_dir / "worker.log",
+    )
+    with err.status("Starting Scribe…"):
+        system.start()
+    err.print(f"Scribe is running at [bold]{system.url}[/]  (API docs: {system.url}/docs)")
+    err.print(f"Data in {settings.data_dir}; worker log in {settings.data_dir / 'worker.log'}")
+    err.print("Press Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(1)
+            if system.worker is not None and not system.worker.alive():
+                err.print("[red]The worker stopped; see the worker log.[/]")
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with err.status("Stopping…"):
+            system.stop()
+
+
+@app.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run only the HTTP gateway (production: needs SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL)."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = Settings()
+    if not settings.database_url or not settings.redis_url:
+        raise fail("set SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL (or use `scribe serve`)", 2)
+    logging.basicConfig(level=logging.INFO)
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run only stage workers (production). Options: see `scribe worker --help`."""
+    from stages.worker import main as worker_main
+
+    raise typer.Exit(worker_main(ctx.args))
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@app.command()
+def replay(
+    job_id: Annotated[str, typer.Argument(help="Job id")],
+    stage: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGES)}")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Parameter override key=value, e.g. num_speakers=3"),
+    ] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Run STAGE of a job again (and the stages after it), optionally with new parameters."""
+    params: dict[str, Any] = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise fail(f"--set expects key=value, got {item!r}", 2)
+        params[key.strip()] = _parse_value(value.strip())
+    try:
+        with connect(server) as client:
+            client.replay(job_id, stage, params)
+            final = _follow(client, job_id)
+            if final.type == "job.failed":
+                raise fail(f"the {final.stage} stage failed: {final.message}")
+            sys.stdout.write(client.result(job_id, "txt"))
+    except ApiError as exc:
+        raise fail(exc.message) from None
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return None if text.lower() in ("none", "null", "") else text
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many recent jobs")] = 20,
+    server: ServerOpt = None,
+) -> None:
+    """List recent jobs."""
+    try:
+        with connect(server, worker=False) as client:
+            rows = client.jobs(limit)
+    except ApiError as exc:
+        raise fail(exc.message) from None
+    table = Table("id", "status", "file", "duration", "language", "created")
+    for j in rows:
+        dur = f"{j['duration_s']:.0f} s" if j.get("duration_s") else ""
+        table.add_row(
+            j["id"],
+            j["status"],
+            j.get("filename") or "",
+            dur,
+            j.get("language") or "",
+            j["created_at"][:19],
+        )
+    out.print(table)
+
+
+# ---------------------------------------------------------------- speakers
+
+
+@speakers_app.command("enroll")
+def speakers_enroll(
+    name: Annotated[str, typer.Argument(help="The person's name")],
+    clips: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, help="Clean speech of that person only"),
+    ],
+    server: ServerOpt = None,
+) -> None:
+    """Enroll NAME's voice from one or more clips, so later meetings name them."""
+    try:
+        with connect(server) as client, err.status(f"Enrolling {name}…"):
+            speaker = client.enroll(name, clips)
+    except ApiError as exc:
+        raise fail(exc.message) from None
+    out.print(f"Enrolled {speaker['name']} as {speaker['id']} ({speaker['num_clips']} clips)")
+
+
+@speakers_app.command("list")
+def speakers_list(server: ServerOpt = None) -> None:
+    """List enrolled voices."""
+    try:
+        with connect(server, worker=False) as client:
+            rows = client.speakers()
+    except ApiError as exc:
+        raise fail(exc.message) from None
+    table = Table("id", "name", "clips", "model", "enrolled")
+    for s in rows:
+        table.add_row(s["id"], s["name"], str(s["num_clips"]), s["model"], s["created_at"][:19])
+    out.print(table)
+
+
+@speakers_app.command("delete")
+def speakers_delete(
+    speaker_id: Annotated[str, typer.Argument(help="Id shown by `scribe speakers list`")],
+    server: ServerOpt = None,
+) -> None:
+    """Delete an enrolled voice and its clips."""
+    try:
+        with connect(server, worker=False) as client:
+            client.delete_speaker(speaker_id)
+    except ApiError as exc:
+        raise fail(exc.message) from None
+    out.print(f"Deleted {speaker_id}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
