@@ -74,6 +74,7 @@ class ProgressPump:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = asyncio.Event()
 
     def callback(self) -> ProgressCallback:
         def progress(step: str, completed: float, total: float) -> None:
@@ -92,6 +93,7 @@ class ProgressPump:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._task:
             await self._task
@@ -101,8 +103,9 @@ class ProgressPump:
             await self._wake.wait()
             self._wake.clear()
             await self._flush()
-            if not self._closing:
-                await asyncio.sleep(self.interval)
+            # Throttle, but let the stage's end cut the pause short: no added latency.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self.interval)
         await self._flush()
 
     async def _flush(self) -> None:
