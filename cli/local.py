@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,12 +80,12 @@ class WorkerProcess:
         *,
         workers: int = 1,
         log_file: Path | None = None,
-        extra_args: list[str] | None = None,
+        shutdown_timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         self.workers = workers
         self.log_file = log_file
-        self.extra_args = extra_args or []
+        self.shutdown_timeout = shutdown_timeout
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -100,7 +101,8 @@ class WorkerProcess:
                 str(self.workers),
                 "--log-level",
                 "WARNING",
-                *self.extra_args,
+                "--shutdown-timeout",
+                str(self.shutdown_timeout),
             ],
             env=env,
             cwd=str(REPO),
@@ -112,14 +114,21 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def stop(self) -> None:
+        """SIGTERM (a running stage may finish within the worker's shutdown timeout), then
+        SIGKILL to the whole process group: the taskiq child processes too."""
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.shutdown_timeout + 10)
+            except subprocess.TimeoutExpired:
+                pass
+        # The group is the worker's alone (start_new_session): kill any child left behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
 
@@ -185,8 +194,10 @@ class LocalSystem:
         port: int = 0,
         workers: int = 1,
         worker_log: Path | None = None,
+        shutdown_timeout: float = 30.0,
     ) -> None:
         self.base_settings = settings
+        self._shutdown_timeout = shutdown_timeout
         self.servers = EmbeddedServers(settings.data_dir)
         self.settings = settings
         self._want_worker = worker
@@ -211,7 +222,10 @@ class LocalSystem:
                 self.gateway.start()
             if self._want_worker:
                 self.worker = WorkerProcess(
-                    self.settings, workers=self._workers, log_file=self._worker_log
+                    self.settings,
+                    workers=self._workers,
+                    log_file=self._worker_log,
+                    shutdown_timeout=self._shutdown_timeout,
                 )
                 self.worker.start()
         except BaseException:

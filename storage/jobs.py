@@ -187,6 +187,11 @@ class JobStore:
                 stage,
                 message,
             )
+            # The stages after it will not run in this attempt.
+            await conn.execute(
+                "UPDATE job_stages SET status = 'pending' WHERE job_id = $1 AND status = 'queued'",
+                _uuid(job_id),
+            )
             await conn.execute(
                 "UPDATE jobs SET status = 'failed', error_stage = $2, error_message = $3,"
                 " finished_at = now(), updated_at = now() WHERE id = $1",
