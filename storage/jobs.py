@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from core.artifacts import STAGES, ArtifactRecord, JobParams
+from core.corrections import Correction
 from core.errors import NotFound
 from core.jobs import Job, JobError, Speaker, StageState
 
@@ -340,6 +341,66 @@ class JobStore:
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")
         return self._speaker(row)
+
+    async def update_speaker(
+        self, speaker_id: str, *, name: str, model: str, embedding: Sequence[float]
+    ) -> Speaker:
+        """Give an enrolled speaker a new name and voiceprint (same id, same clips)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "UPDATE speakers SET name = $2, model = $3, embedding = $4 WHERE id = $1"
+                " RETURNING *",
+                _uuid(speaker_id),
+                name,
+                model,
+                list(embedding),
+            )
+        if row is None:
+            raise NotFound(f"no enrolled speaker with id {speaker_id}")
+        return self._speaker(row)
+
+    async def speaker_voiceprint(self, speaker_id: str) -> tuple[Speaker, list[float]]:
+        """An enrolled speaker and their embedding."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM speakers WHERE id = $1", _uuid(speaker_id))
+        if row is None:
+            raise NotFound(f"no enrolled speaker with id {speaker_id}")
+        return self._speaker(row), list(row["embedding"])
+
+    # ------------------------------------------------------------ corrections
+
+    async def add_correction(self, job_id: str, kind: str, payload: dict[str, Any]) -> Correction:
+        """Record a person's correction to a job's result (the artifacts stay untouched)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO corrections (id, job_id, kind, payload) VALUES ($1, $2, $3, $4)"
+                " RETURNING *",
+                uuid.uuid4(),
+                _uuid(job_id),
+                kind,
+                payload,
+            )
+        assert row is not None
+        return self._correction(row)
+
+    async def list_corrections(self, job_id: str) -> list[Correction]:
+        """The job's corrections, oldest first: the order they are applied in."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM corrections WHERE job_id = $1 ORDER BY created_at, id",
+                _uuid(job_id),
+            )
+        return [self._correction(r) for r in rows]
+
+    @staticmethod
+    def _correction(row: asyncpg.Record) -> Correction:
+        return Correction(
+            id=str(row["id"]),
+            job_id=str(row["job_id"]),
+            kind=row["kind"],
+            payload=row["payload"],
+            created_at=row["created_at"],
+        )
 
     # ------------------------------------------------------------ mapping
 

@@ -1,0 +1,102 @@
+"""Corrections to a job's result: rename a speaker, optionally remembering their voice.
+
+Corrections are records of their own (the stage artifacts stay as the models made them);
+the result route applies them on every read, so one rename shows in every format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.artifacts import Diarization, ResultSpeaker
+from core.corrections import RENAME_SPEAKER, Correction, blend_voiceprints
+from core.errors import Conflict, NotFound
+from gateway.deps import JobStoreDep, StoreDep
+from gateway.errors import InvalidRequest
+from gateway.routes.results import corrected_result
+
+router = APIRouter(prefix="/v1/jobs", tags=["corrections"])
+
+
+class SpeakerRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=200, description="what the speaker is called in this job")
+    remember: bool = Field(
+        default=False,
+        description="also enroll this speaker's voice (from this job) so later jobs name them",
+    )
+    speaker_id: str | None = Field(
+        default=None,
+        description="an enrolled speaker this is; with `remember`, their voiceprint is updated",
+    )
+
+
+@router.patch(
+    "/{job_id}/speakers/{label}",
+    response_model=ResultSpeaker,
+    summary="Name a speaker of a job everywhere in it; optionally remember their voice",
+)
+async def rename_speaker(
+    job_id: str, label: str, body: SpeakerRename, jobs: JobStoreDep, store: StoreDep
+) -> ResultSpeaker:
+    name = body.name.strip()
+    if not name:
+        raise InvalidRequest("name: must not be empty")
+    result = await corrected_result(jobs, store, job_id)  # 404 / 409 before anything else
+    if not any(s.id == label for s in result.speakers):
+        known = ", ".join(s.id for s in result.speakers) or "none"
+        raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
+    diarize = await jobs.current_artifact(job_id, "diarize")
+    if diarize is None:
+        raise Conflict(f"job {job_id} has no diarization recorded")
+
+    speaker_id = body.speaker_id
+    if speaker_id is not None and not body.remember:
+        await jobs.speaker_voiceprint(speaker_id)  # 404 for an unknown person
+    if body.remember:
+        diarization = await asyncio.to_thread(
+            store.get_json, store.key_of(diarize.uri), Diarization
+        )
+        cluster = next((s for s in diarization.speakers if s.label == label), None)
+        if cluster is None or not cluster.embedding or not diarization.embedding_model:
+            raise Conflict(
+                f"speaker {label} of job {job_id} has no voice embedding to remember"
+                " (too little clear speech); the name is not saved"
+            )
+        model = diarization.embedding_model
+        if speaker_id is None:
+            enrolled = await jobs.create_speaker(
+                name=name, model=model, embedding=cluster.embedding, clip_uris=[]
+            )
+            speaker_id = enrolled.id
+        else:
+            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id)
+            # Same model: the voiceprint learns from one more recording; another model's
+            # embedding is in a different space and is replaced.
+            embedding = (
+                blend_voiceprints(old, cluster.embedding)
+                if enrolled_before.model == model
+                else cluster.embedding
+            )
+            await jobs.update_speaker(speaker_id, name=name, model=model, embedding=embedding)
+
+    payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
+    if speaker_id is not None:
+        payload["speaker_id"] = speaker_id
+    await jobs.add_correction(job_id, RENAME_SPEAKER, payload)
+    corrected = await corrected_result(jobs, store, job_id)
+    return next(s for s in corrected.speakers if s.id == label)
+
+
+@router.get(
+    "/{job_id}/corrections",
+    response_model=list[Correction],
+    summary="The corrections made to a job's result, oldest first",
+)
+async def list_corrections(job_id: str, jobs: JobStoreDep) -> list[Correction]:
+    await jobs.get_job(job_id)
+    return await jobs.list_corrections(job_id)
