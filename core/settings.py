@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     # A message not acknowledged after this long is redelivered to another worker. It must
     # be longer than the longest stage (STACK.md); stages are idempotent anyway.
     broker_idle_timeout_s: int = 3600
+    # The worker running a stage holds a lease on it in PostgreSQL for this long and renews
+    # it every third of it; a stage whose lease expired while running (its worker died) is
+    # queued again by the reaper, whatever the broker's idle timeout.
+    lease_ttl_s: float = 60.0
+    # How often each worker's reaper looks for expired leases, stalled jobs and orphans.
+    reaper_interval_s: float = 10.0
+    # An unfinished job with no stage running, nothing recorded and no message in the queue
+    # for this long lost its next message (e.g. a crash between two stages): re-queued.
+    stall_after_s: float = 120.0
+    # Transient failures (database, Redis or storage unreachable) are retried in place with
+    # exponential backoff, up to this many attempts in all; permanent ones fail at once.
+    stage_max_attempts: int = 4
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 30.0
+    # Temporary objects (`*.tmp-*`) and uploads without a job older than this are removed.
+    orphan_max_age_s: float = 3600.0
     public_url: str | None = None
 
     @property

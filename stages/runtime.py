@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -19,6 +20,10 @@ from stages.engines.models import ModelManager
 from storage.artifacts import ArtifactStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
+from storage.leases import LeaseStore
+
+if TYPE_CHECKING:
+    from stages.recovery import Reaper
 
 
 @dataclass
@@ -30,11 +35,14 @@ class WorkerState:
     store: ArtifactStore
     bus: EventBus
     models: ModelManager
+    leases: LeaseStore
+    reaper: Reaper | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     tasks_done: int = 0
 
     @classmethod
-    async def connect(cls, settings: Settings) -> WorkerState:
+    async def connect(cls, settings: Settings, *, reaper: bool = True) -> WorkerState:
+        """Connect to everything; with `reaper`, also start this worker's recovery task."""
         if not settings.database_url or not settings.redis_url:
             raise RuntimeError(
                 "the worker needs SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL "
@@ -43,7 +51,7 @@ class WorkerState:
         pool = await create_pool(settings.database_url, max_size=4)
         await migrate(pool)
         redis = aioredis.Redis.from_url(settings.redis_url)
-        return cls(
+        state = cls(
             settings=settings,
             pool=pool,
             redis=redis,
@@ -51,9 +59,18 @@ class WorkerState:
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             models=ModelManager(settings),
+            leases=LeaseStore(pool),
         )
+        if reaper:
+            from stages.recovery import Reaper
+
+            state.reaper = Reaper(settings, pool, redis, state.store, state.bus)
+            state.reaper.start()
+        return state
 
     async def close(self) -> None:
+        if self.reaper is not None:
+            await self.reaper.stop()
         await self.pool.close()
         await self.redis.aclose()
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,15 +20,17 @@ from typing import Annotated, Any
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
-from core.artifacts import STAGE_INPUTS, ArtifactRecord, Stage
-from core.errors import NotFound, ScribeError, StageFailed
+from core.artifacts import STAGE_INPUTS, STAGES, ArtifactRecord, Stage
+from core.errors import ScribeError, StageFailed
 from core.events import JobEvent, ProgressCallback
 from core.jobs import Job
 from core.keys import artifact_key
 from events.queue import task_name
 from stages import compute
+from stages.recovery import Heartbeat, backoff_s, is_transient, publish_terminal_once, retrying
 from stages.runtime import ProgressPump, WorkerState, monotonic
 from storage.artifacts import StoredObject, artifact_dir
+from storage.leases import LeaseRefusal
 
 log = logging.getLogger("scribe.stages")
 
@@ -110,63 +113,56 @@ def _recorded_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k != "voiceprint_list"}
 
 
+class StaleDelivery(Exception):
+    """This delivery of a stage message must not run the stage: another worker holds its
+    lease, an earlier stage is not done, the stage or the job has finished, or the job is
+    gone. Raising it ends this copy of the pipeline (the live one carries on)."""
+
+
 async def run_stage(state: WorkerState, stage: Stage, job_id: str) -> str:
-    """Run one stage of one job, reusing a stored artifact when inputs and params match."""
-    try:
-        job = await state.jobs.get_job(job_id)
-    except NotFound:
-        log.warning("job %s is gone; dropping its %s task", job_id, stage)
-        raise
+    """Run one stage of one job under its lease, reusing a stored artifact when inputs and
+    params match; transient failures are retried in place, permanent ones fail the job."""
+    settings = state.settings
+    leases = state.leases
     bus = state.bus
-    started_clock = monotonic()
-    await state.jobs.stage_started(job_id, stage, state.name)
-    await bus.publish(JobEvent(type="stage.started", job_id=job_id, stage=stage))
+    owner = f"{state.name}/{uuid.uuid4().hex[:8]}"
+    ttl = settings.lease_ttl_s
     try:
-        inputs: dict[str, ArtifactRecord] = {}
-        for name in STAGE_INPUTS[stage]:
-            record = await state.jobs.current_artifact(job_id, name)
-            if record is None:
-                raise StageFailed(stage, f"the {name} stage has no stored result for this job")
-            inputs[name] = record
-        spec = SPECS[stage]
-        params, model = await spec.describe(state, job)
-        input_hashes = (
-            [job.upload_sha256]
-            if stage == "decode"
-            else [inputs[n].sha256 for n in STAGE_INPUTS[stage]]
+        grant = await retrying(
+            settings, "taking the stage lease", lambda: leases.acquire(job_id, stage, owner, ttl)
         )
-        key = artifact_key(stage, inputs=input_hashes, params=_recorded_params(params), model=model)
-        key_dir = artifact_dir(job_id, stage, key)
-        record = await state.jobs.find_artifact(job_id, stage, key)
-        reused = record is not None and await asyncio.to_thread(
-            state.store.exists, state.store.key_of(record.uri)
-        )
-        if not reused:
-            started_at = _now()
-            async with ProgressPump(bus, job_id, stage) as pump:
-                stored = await asyncio.to_thread(
-                    spec.compute,
-                    StageInput(state, job, key_dir, inputs, params, pump.callback()),
-                )
-            record = await state.jobs.record_artifact(
-                job_id=job_id,
-                stage=stage,
-                key=key,
-                uri=stored.uri,
-                sha256=stored.sha256,
-                size_bytes=stored.size_bytes,
-                params=_recorded_params(params),
-                model=model,
-                inputs=[r.id for r in inputs.values()],
-                started_at=started_at,
-                finished_at=_now(),
-                worker=state.name,
+        if isinstance(grant, LeaseRefusal):
+            return _refused(stage, job_id, grant)
+        started_clock = monotonic()
+        await _publish(state, JobEvent(type="stage.started", job_id=job_id, stage=stage))
+        tries = 1
+        async with Heartbeat(leases, job_id, stage, owner, ttl) as beat:
+            while True:
+                try:
+                    job = await state.jobs.get_job(job_id)
+                    record, reused = await _produce(state, stage, job)
+                    await _after_stage(state, stage, job_id, record)
+                    break
+                except Exception as exc:
+                    if beat.lost:
+                        raise StaleDelivery(f"{job_id}/{stage}: lease lost") from exc
+                    if not is_transient(exc) or tries >= settings.stage_max_attempts:
+                        await _fail(state, stage, job_id, owner, exc, tries)
+                        raise
+                    await _retry_later(state, stage, job_id, owner, exc, tries)
+                    tries += 1
+            if beat.lost:
+                raise StaleDelivery(f"{job_id}/{stage}: lease lost while computing")
+            held = await retrying(
+                settings,
+                "recording the stage",
+                lambda: leases.succeed(job_id, stage, owner, record.id, reused=reused),
             )
-        assert record is not None
-        await _after_stage(state, stage, job_id, record)
-        await state.jobs.stage_succeeded(job_id, stage, record.id, reused=reused)
+            if not held:
+                raise StaleDelivery(f"{job_id}/{stage}: lease lost before recording")
         elapsed = round(monotonic() - started_clock, 3)
-        await bus.publish(
+        await _publish(
+            state,
             JobEvent(
                 type="stage.finished",
                 job_id=job_id,
@@ -174,32 +170,155 @@ async def run_stage(state: WorkerState, stage: Stage, job_id: str) -> str:
                 reused=reused,
                 elapsed_s=elapsed,
                 progress=1.0,
+            ),
+        )
+        if stage == STAGES[-1]:
+            done = JobEvent(type="job.succeeded", job_id=job_id)
+            await retrying(
+                settings, "announcing the result", lambda: publish_terminal_once(bus, leases, done)
             )
-        )
-        if stage == "merge":
-            await state.jobs.job_succeeded(job_id)
-            await bus.publish(JobEvent(type="job.succeeded", job_id=job_id))
-    except Exception as exc:
-        message = _message(stage, exc)
-        log.error("job %s failed at %s: %s", job_id, stage, message)
-        await state.jobs.stage_failed(job_id, stage, message)
-        await bus.publish(
-            JobEvent(type="stage.failed", job_id=job_id, stage=stage, message=message)
-        )
-        await bus.publish(JobEvent(type="job.failed", job_id=job_id, stage=stage, message=message))
-        raise
     finally:
         state.tasks_done += 1
         state.models.release()
     return job_id
 
 
+async def _produce(state: WorkerState, stage: Stage, job: Job) -> tuple[ArtifactRecord, bool]:
+    """The stage's artifact: the stored one when its key is recorded and its object exists,
+    else computed (in a thread) and recorded. Idempotent: the key is a function of the
+    inputs, params and model, and recording a key twice returns the first record."""
+    job_id = job.id
+    inputs: dict[str, ArtifactRecord] = {}
+    for name in STAGE_INPUTS[stage]:
+        found = await state.jobs.current_artifact(job_id, name)
+        if found is None:
+            raise StageFailed(stage, f"the {name} stage has no stored result for this job")
+        inputs[name] = found
+    spec = SPECS[stage]
+    params, model = await spec.describe(state, job)
+    input_hashes = (
+        [job.upload_sha256]
+        if stage == "decode"
+        else [inputs[n].sha256 for n in STAGE_INPUTS[stage]]
+    )
+    key = artifact_key(stage, inputs=input_hashes, params=_recorded_params(params), model=model)
+    key_dir = artifact_dir(job_id, stage, key)
+    record = await state.jobs.find_artifact(job_id, stage, key)
+    if record is not None and await asyncio.to_thread(
+        state.store.exists, state.store.key_of(record.uri)
+    ):
+        return record, True
+    started_at = _now()
+    async with ProgressPump(state.bus, job_id, stage) as pump:
+        stored = await asyncio.to_thread(
+            spec.compute,
+            StageInput(state, job, key_dir, inputs, params, pump.callback()),
+        )
+    record = await state.jobs.record_artifact(
+        job_id=job_id,
+        stage=stage,
+        key=key,
+        uri=stored.uri,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        params=_recorded_params(params),
+        model=model,
+        inputs=[r.id for r in inputs.values()],
+        started_at=started_at,
+        finished_at=_now(),
+        worker=state.name,
+    )
+    return record, False
+
+
+def _refused(stage: str, job_id: str, refusal: LeaseRefusal) -> str:
+    """A delivery that may not run: pass the job on when the stage is already done (the
+    next stage decides for itself), else end this copy of the pipeline."""
+    if refusal.job_status is None:
+        log.warning("job %s is gone; dropping its %s task", job_id, stage)
+        raise StaleDelivery(f"{job_id}: no such job")
+    if refusal.job_status in ("queued", "running") and refusal.stage_status == "succeeded":
+        log.info("job %s: %s already done; passing the job on", job_id, stage)
+        return job_id
+    if refusal.held_by_other:
+        why = "another worker is running it"
+    elif refusal.waiting_for:
+        why = f"{refusal.waiting_for} is not done yet"
+    else:
+        why = f"the job is {refusal.job_status} and the stage {refusal.stage_status}"
+    log.info("job %s: not running %s now: %s", job_id, stage, why)
+    raise StaleDelivery(f"{job_id}/{stage}: {why}")
+
+
+async def _publish(state: WorkerState, event: JobEvent) -> None:
+    """Stage events are best effort: Redis restarting must not fail the stage itself
+    (the job's final event is published with a guarantee, see publish_terminal_once)."""
+    try:
+        await retrying(state.settings, f"publishing {event.type}", lambda: state.bus.publish(event))
+    except Exception as exc:
+        log.warning("could not publish %s for job %s: %s", event.type, event.job_id, exc)
+
+
+async def _retry_later(
+    state: WorkerState, stage: str, job_id: str, owner: str, exc: BaseException, tries: int
+) -> None:
+    settings = state.settings
+    delay = backoff_s(settings, tries)
+    reason = _message(stage, exc)
+    log.warning(
+        "job %s: %s attempt %d failed (%s); retrying in %.1f s", job_id, stage, tries, reason, delay
+    )
+    try:
+        await state.leases.note_retry(
+            job_id, stage, owner, f"attempt {tries} failed: {reason}", settings.lease_ttl_s
+        )
+    except Exception as note_exc:  # the database may be the thing that is down
+        log.warning("could not record the retry: %s", note_exc)
+    await _publish(
+        state,
+        JobEvent(
+            type="stage.progress",
+            job_id=job_id,
+            stage=stage,
+            step=f"retrying (attempt {tries + 1} of {settings.stage_max_attempts})",
+            message=reason,
+        ),
+    )
+    await asyncio.sleep(delay)
+
+
+async def _fail(
+    state: WorkerState, stage: str, job_id: str, owner: str, exc: BaseException, tries: int
+) -> None:
+    """Record a failure for good and announce it. When the database cannot be reached
+    even for this, the lease expires and the reaper hands the stage to another try."""
+    message = _message(stage, exc)
+    if is_transient(exc):
+        message = f"{message} (gave up after {tries} attempts)"
+    log.error("job %s failed at %s: %s", job_id, stage, message)
+    settings = state.settings
+    held = await retrying(
+        settings, "recording the failure", lambda: state.leases.fail(job_id, stage, owner, message)
+    )
+    if not held:
+        raise StaleDelivery(f"{job_id}/{stage}: lease lost before recording the failure")
+    await _publish(
+        state, JobEvent(type="stage.failed", job_id=job_id, stage=stage, message=message)
+    )
+    failed = JobEvent(type="job.failed", job_id=job_id, stage=stage, message=message)
+    await retrying(
+        settings,
+        "announcing the failure",
+        lambda: publish_terminal_once(state.bus, state.leases, failed),
+    )
+
+
 def _message(stage: str, exc: BaseException) -> str:
-    if isinstance(exc, StageFailed):
-        return exc.message
     if isinstance(exc, ScribeError):
         return exc.message
     log.debug("%s", "".join(traceback.format_exception(exc)))
+    if is_transient(exc):
+        return f"{stage} could not reach a service it needs ({type(exc).__name__}: {exc})"
     return f"internal error in {stage}: {type(exc).__name__}: {exc}"
 
 
@@ -237,7 +356,10 @@ async def enroll_task(
     context: Annotated[Context, TaskiqDepends()],
 ) -> dict[str, Any]:
     state = _state(context)
-    embedding, model = await asyncio.to_thread(compute.enroll, state, clip_keys)
+    try:
+        embedding, model = await asyncio.to_thread(compute.enroll, state, clip_keys)
+    finally:
+        state.models.release()
     speaker = await state.jobs.create_speaker(
         speaker_id=speaker_id,
         name=name,

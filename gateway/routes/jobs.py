@@ -21,6 +21,7 @@ from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
 from gateway.services import Services
 from storage.artifacts import job_prefix, upload_key
+from storage.leases import LeaseStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -181,11 +182,14 @@ async def replay_stage(
     job = await services.jobs.get_job(job_id)
     if stage not in STAGES:
         raise NotFound(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    busy = Conflict("job is still running; wait for it to finish before replaying a stage")
     if job.status in ("queued", "running"):
-        raise Conflict("job is still running; wait for it to finish before replaying a stage")
-    if body is not None and body.params:
-        params = merge_params(job.params, body.params)
+        raise busy
+    params = merge_params(job.params, body.params) if body is not None and body.params else None
+    # One conditional update: of two concurrent replays, one is queued and the other gets 409.
+    if not await LeaseStore(services.pool).requeue_if_finished(job_id, stages_from(stage)):
+        raise busy
+    if params is not None:
         await services.jobs.update_params(job_id, params)
-    await services.jobs.requeue(job_id, stages_from(stage))
     await enqueue(services, job_id, stage)
     return accepted(settings, job_id, "queued")

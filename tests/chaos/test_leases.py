@@ -1,0 +1,185 @@
+"""Stage leases, the reaper's queries and the orphan sweep, against real PostgreSQL and a
+file:// store (no worker: each race is played out by hand, deterministically)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from core.artifacts import JobParams
+from storage import orphans
+from storage.artifacts import ArtifactStore, upload_key
+from storage.jobs import JobStore
+from storage.leases import LeaseGrant, LeaseRefusal, LeaseStore
+
+
+async def new_job(jobs: JobStore) -> str:
+    job_id = str(uuid.uuid4())
+    await jobs.create_job(
+        job_id=job_id,
+        filename="a.wav",
+        content_type=None,
+        size_bytes=1,
+        upload_uri=f"file:///nowhere/{job_id}",
+        upload_sha256="0" * 64,
+        params=JobParams(),
+    )
+    return job_id
+
+
+async def record(jobs: JobStore, job_id: str, stage: str) -> str:
+    rec = await jobs.record_artifact(
+        job_id=job_id,
+        stage=stage,
+        key=f"k-{stage}",
+        uri=f"file:///nowhere/{job_id}/{stage}",
+        sha256="1" * 64,
+        size_bytes=1,
+        params={},
+        model=None,
+        inputs=[],
+        started_at=None,
+        finished_at=None,
+        worker="test",
+    )
+    return rec.id
+
+
+async def test_one_live_lease_per_stage_and_takeover_after_expiry(
+    db_pool: asyncpg.Pool,
+) -> None:
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+
+    first = await leases.acquire(job_id, "decode", "w1", ttl_s=0.5)
+    assert first == LeaseGrant(owner="w1", attempts=1)
+    second = await leases.acquire(job_id, "decode", "w2", ttl_s=0.5)
+    assert isinstance(second, LeaseRefusal) and second.held_by_other
+    assert second.stage_status == "running" and second.job_status == "running"
+    # A later stage cannot start before decode is done, whoever asks.
+    early = await leases.acquire(job_id, "diarize", "w2", ttl_s=0.5)
+    assert isinstance(early, LeaseRefusal) and early.waiting_for == "decode"
+
+    assert await leases.renew(job_id, "decode", "w1", ttl_s=0.5)
+    await asyncio.sleep(0.7)  # w1 stops renewing: it died
+    taken = await leases.acquire(job_id, "decode", "w2", ttl_s=5)
+    assert taken == LeaseGrant(owner="w2", attempts=2)
+    # The first worker wakes up: it may no longer renew nor record anything.
+    art = await record(jobs, job_id, "decode")
+    assert not await leases.renew(job_id, "decode", "w1", ttl_s=5)
+    assert not await leases.succeed(job_id, "decode", "w1", art, reused=False)
+    assert not await leases.fail(job_id, "decode", "w1", "late")
+    assert await leases.succeed(job_id, "decode", "w2", art, reused=False)
+
+    job = await jobs.get_job(job_id)
+    decode = job.stages[0]
+    assert decode.status == "succeeded" and decode.attempts == 2 and decode.worker == "w2"
+    # A redelivered decode message now finds the stage done.
+    again = await leases.acquire(job_id, "decode", "w3", ttl_s=5)
+    assert isinstance(again, LeaseRefusal) and again.stage_status == "succeeded"
+
+
+async def test_reaper_takes_an_expired_stage_once(db_pool: asyncpg.Pool) -> None:
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+    assert isinstance(await leases.acquire(job_id, "decode", "dead", ttl_s=0.2), LeaseGrant)
+    assert (job_id, "decode") not in await leases.take_over_expired()
+    await asyncio.sleep(0.3)
+    first, second = await asyncio.gather(leases.take_over_expired(), leases.take_over_expired())
+    assert (first + second).count((job_id, "decode")) == 1
+    job = await jobs.get_job(job_id)
+    assert job.stages[0].status == "queued"
+    assert isinstance(await leases.acquire(job_id, "decode", "next", ttl_s=5), LeaseGrant)
+
+
+async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+    assert isinstance(await leases.acquire(job_id, "decode", "w", ttl_s=5), LeaseGrant)
+    assert await leases.succeed(job_id, "decode", "w", await record(jobs, job_id, "decode"),
+                                reused=False)
+    # Killed before queueing diarize: nothing runs, nothing moves.
+    assert job_id not in [s.job_id for s in await leases.stalled(stall_after_s=60)]
+    await asyncio.sleep(0.3)
+    stalled = [s for s in await leases.stalled(stall_after_s=0.2) if s.job_id == job_id]
+    assert [s.stage for s in stalled] == ["diarize"]
+    results = await asyncio.gather(*(leases.claim_stalled(stalled[0]) for _ in range(3)))
+    assert sorted(results) == [False, False, True]
+
+
+async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyncpg.Pool) -> None:
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+    for stage in ("decode", "diarize", "transcribe", "identify", "merge"):
+        assert isinstance(await leases.acquire(job_id, stage, "w", ttl_s=5), LeaseGrant)
+        assert await leases.succeed(job_id, stage, "w", await record(jobs, job_id, stage),
+                                    reused=False)
+    assert (await jobs.get_job(job_id)).status == "succeeded"
+    await asyncio.sleep(0.05)
+    assert job_id in await leases.unpublished_terminal(older_than_s=0.0)
+    await leases.terminal_published(job_id)
+    assert job_id not in await leases.unpublished_terminal(older_than_s=0.0)
+    # Concurrent replays: one wins.
+    won = await asyncio.gather(*(leases.requeue_if_finished(job_id, ["merge"]) for _ in range(4)))
+    assert sorted(won) == [False, False, False, True]
+    assert (await jobs.get_job(job_id)).status == "queued"
+
+
+async def test_sweep_removes_old_temporaries_and_jobless_uploads(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    jobs = JobStore(db_pool)
+    store = ArtifactStore("file", str(tmp_path / "store"))
+    kept_job = await new_job(jobs)
+    orphan_job = str(uuid.uuid4())
+    fresh_orphan = str(uuid.uuid4())
+    for jid in (kept_job, orphan_job, fresh_orphan):
+        store.put_bytes(upload_key(jid), b"RIFF....WAVE")
+    w = store.writer(f"jobs/{kept_job}/decode/k/audio.wav")  # a write killed halfway
+    w.write(b"half")
+    w._file.close()
+    tmp = next(p for p in (tmp_path / "store").rglob("*.tmp-*"))
+    old = time.time() - 7200
+    for path in [tmp, *(tmp_path / "store" / "jobs" / orphan_job).rglob("*")]:
+        os.utime(path, (old, old))
+    (tmp_path / "store" / "jobs" / "not-a-uuid").mkdir()
+
+    report = await orphans.sweep(store, db_pool, max_age_s=3600)
+    assert report.job_dirs == [orphan_job]
+    assert len(report.temporaries) == 1 and report.temporaries[0].endswith(tmp.name)
+    assert not tmp.exists()
+    assert not (tmp_path / "store" / "jobs" / orphan_job).exists()
+    assert store.exists(upload_key(kept_job)) and store.exists(upload_key(fresh_orphan))
+    assert (tmp_path / "store" / "jobs" / "not-a-uuid").is_dir()
+    again = await orphans.sweep(store, db_pool, max_age_s=3600)
+    assert again.job_dirs == [] and again.temporaries == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ConnectionRefusedError(), True),
+        (TimeoutError(), True),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("gone"), True),
+        (asyncpg.exceptions.CannotConnectNowError("starting up"), True),
+        (FileNotFoundError("x"), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_transient_or_permanent(exc: BaseException, transient: bool) -> None:
+    import redis.exceptions
+
+    from core.errors import BadInput, StageFailed
+    from stages.recovery import is_transient
+
+    assert is_transient(exc) is transient
+    assert is_transient(redis.exceptions.ConnectionError("down"))
+    assert is_transient(StageFailed("decode", "busy", permanent=False))
+    assert not is_transient(StageFailed("decode", "bad audio"))
+    assert not is_transient(BadInput("no"))
