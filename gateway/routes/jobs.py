@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -10,13 +11,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from core.artifacts import STAGES
+from core.artifacts import STAGES, JobParams
 from core.errors import BadInput, Conflict, NotFound
 from core.events import JobEvent
 from core.jobs import Job
 from core.settings import Settings
 from events.queue import build_pipeline, stages_from
 from gateway.deps import BusDep, JobStoreDep, ServicesDep, SettingsDep, StoreDep
+from gateway.errors import InvalidRequest
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
 from gateway.services import Services
@@ -44,6 +46,20 @@ class ReplayRequest(BaseModel):
 
     # Loose on purpose: merged into the job's params, then validated as JobParams.
     params: dict[str, Any] | None = None
+
+
+# Whisper's language codes: two letters, a few three ("haw", "yue").
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def check_language(params: JobParams) -> JobParams:
+    """Refuse at the door what the transcriber would fail on, hours later."""
+    lang = params.language
+    if lang is not None and not _LANGUAGE.fullmatch(lang):
+        raise InvalidRequest(
+            f"language: expected a language code such as 'en' or 'fr' (got {lang[:40]!r})"
+        )
+    return params
 
 
 def job_links(settings: Settings, job_id: str) -> JobLinks:
@@ -128,7 +144,7 @@ async def create_job(
         form = await rx.receive()
         if not form.files:
             raise BadInput("the form has no 'file' field; attach the recording as 'file'")
-        params = params_from_form(form.fields)
+        params = check_language(params_from_form(form.fields))
         part = form.files[0]
         (stored,) = await rx.commit()
         # An error here leaves the `async with`, which deletes the stored upload.
@@ -185,7 +201,9 @@ async def replay_stage(
     busy = Conflict("job is still running; wait for it to finish before replaying a stage")
     if job.status in ("queued", "running"):
         raise busy
-    params = merge_params(job.params, body.params) if body is not None and body.params else None
+    params = None
+    if body is not None and body.params:
+        params = check_language(merge_params(job.params, body.params))
     # One conditional update: of two concurrent replays, one is queued and the other gets 409.
     if not await LeaseStore(services.pool).requeue_if_finished(job_id, stages_from(stage)):
         raise busy
