@@ -53,6 +53,8 @@ class AtomicWriter:
 
     def commit(self) -> StoredObject:
         self._file.close()
+        # A rename on file://; on S3 a server-side copy then a delete of the temporary key
+        # (the object under the final key appears whole or not at all either way).
         self._store.fs.mv(self._store.path(self._tmp), self._store.path(self.key))
         return StoredObject(
             self.key, self._store.uri(self.key), self._hash.hexdigest(), self.size_bytes
@@ -61,22 +63,33 @@ class AtomicWriter:
     def abort(self) -> None:
         self._file.close()
         with suppress(FileNotFoundError):
-            self._store.fs.rm(self._store.path(self._tmp))
+            self._store.fs.rm_file(self._store.path(self._tmp))
 
 
 class ArtifactStore:
     def __init__(self, protocol: str, root: str, options: dict[str, Any] | None = None) -> None:
         self.protocol = protocol
-        self.root = root.rstrip("/")
+        # "s3://bucket/prefix" and "bucket/prefix" name the same root.
+        self.root = root.removeprefix(f"{protocol}://").rstrip("/")
+        if not self.root:
+            raise ValueError(f"the artifact store needs a root (for {protocol}: bucket/prefix)")
         opts = dict(options or {})
         if protocol in ("file", "local"):
             opts.setdefault("auto_mkdir", True)  # S3 has no folders; local needs them made
+        else:
+            # The gateway and every worker write the same bucket: a cached listing in one
+            # process would hide another's objects from `exists`.
+            opts.setdefault("use_listings_cache", False)
         self.fs: fsspec.AbstractFileSystem = fsspec.filesystem(protocol, **opts)
         if self.is_local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactStore:
+        if settings.protocol not in ("file", "local") and not settings.storage.root:
+            raise ValueError(
+                f"STORAGE_PROTOCOL={settings.protocol} needs SCRIBE_STORAGE__ROOT=bucket/prefix"
+            )
         return cls(settings.protocol, settings.storage_root, settings.storage.options)
 
     @property
@@ -170,13 +183,20 @@ class ArtifactStore:
     # ------------------------------------------------------------ deleting
 
     def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under `prefix` (a folder on file://, a key prefix on S3)."""
         path = self.path(prefix.rstrip("/"))
-        if self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
+        if self.is_local:
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+            return
+        # S3 has no folders: list the keys under the prefix and delete them (in batches).
+        keys = self.fs.find(path + "/")
+        if keys:
+            self.fs.rm(keys)
 
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
-            self.fs.rm(self.path(key))
+            self.fs.rm_file(self.path(key))
 
 
 def job_prefix(job_id: str) -> str:
