@@ -81,9 +81,13 @@ class WorkerProcess:
         workers: int = 1,
         log_file: Path | None = None,
         shutdown_timeout: float = 30.0,
+        max_tasks_per_child: int | None = None,
+        log_level: str = "WARNING",
     ) -> None:
         self.settings = settings
         self.workers = workers
+        self.max_tasks_per_child = max_tasks_per_child
+        self.log_level = log_level
         self.log_file = log_file
         self.shutdown_timeout = shutdown_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,18 +96,21 @@ class WorkerProcess:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        argv = [
+            sys.executable,
+            "-m",
+            "stages.worker",
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            self.log_level,
+            "--shutdown-timeout",
+            str(self.shutdown_timeout),
+        ]
+        if self.max_tasks_per_child is not None:
+            argv += ["--max-tasks-per-child", str(self.max_tasks_per_child)]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stages.worker",
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                "WARNING",
-                "--shutdown-timeout",
-                str(self.shutdown_timeout),
-            ],
+            argv,
             env=env,
             cwd=str(REPO),
             stdout=out,
@@ -195,8 +202,10 @@ class LocalSystem:
         workers: int = 1,
         worker_log: Path | None = None,
         shutdown_timeout: float = 30.0,
+        max_tasks_per_child: int | None = None,
     ) -> None:
         self.base_settings = settings
+        self._max_tasks_per_child = max_tasks_per_child
         self._shutdown_timeout = shutdown_timeout
         self.servers = EmbeddedServers(settings.data_dir)
         self.settings = settings
@@ -226,6 +235,7 @@ class LocalSystem:
                     workers=self._workers,
                     log_file=self._worker_log,
                     shutdown_timeout=self._shutdown_timeout,
+                    max_tasks_per_child=self._max_tasks_per_child,
                 )
                 self.worker.start()
         except BaseException:

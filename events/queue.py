@@ -38,6 +38,9 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         xread_count=1,
         xread_block=1000,
         idle_timeout=settings.broker_idle_timeout_s * 1000,
+        # Reclaim abandoned messages one at a time too: a batch claimed by a child that is
+        # then recycled would wait out another idle timeout.
+        unacknowledged_batch_size=1,
         unacknowledged_lock_timeout=30,
         # redis-py's 5 s default breaks blocking reads on an idle queue (STACK.md).
         socket_timeout=None,

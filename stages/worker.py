@@ -3,6 +3,11 @@
 Safety rules from the design: the `spawn` start method is set before anything imports
 torch; one task at a time per process (a GPU runs one model call at a time); workers are
 recycled after N tasks; tasks are registered explicitly (no autodiscovery).
+
+Several GPUs on one host: `--workers N` with `SCRIBE_MODELS__DEVICE=cuda` and
+`SCRIBE_MODELS__GPUS=[0,1,...]`. taskiq's process manager names its children `worker-<i>`
+(a recycled child keeps its name), and the broker factory below, which runs first in each
+child, sets `CUDA_VISIBLE_DEVICES` to `gpus[i % len(gpus)]` before torch is imported.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import argparse
 import logging
 import multiprocessing
 import os
+import sys
+from collections.abc import MutableMapping
 
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
@@ -20,11 +27,36 @@ from events.queue import make_broker
 log = logging.getLogger("scribe.worker")
 
 
+def worker_index(process_name: str) -> int:
+    """The index taskiq gave this child process (`worker-<i>`); 0 outside taskiq."""
+    prefix, _, number = process_name.rpartition("-")
+    return int(number) if prefix == "worker" and number.isdigit() else 0
+
+
+def pin_gpu(settings: Settings, index: int, environ: MutableMapping[str, str]) -> str | None:
+    """Restrict worker `index` to one GPU of `settings.models.gpus` (round robin).
+
+    Must run before torch or CTranslate2 initialise CUDA; returns the GPU, or None when
+    nothing is pinned (CPU, or no GPU list: every process sees every GPU)."""
+    models = settings.models
+    if models.device == "cpu" or not models.gpus:
+        return None
+    gpu = str(models.gpus[index % len(models.gpus)])
+    environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
+
+
 def create_broker() -> AsyncBroker:
     """Broker factory, imported by each worker process (settings read once, here)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     settings = Settings()
+    index = worker_index(multiprocessing.current_process().name)
+    if "torch" in sys.modules:  # a GPU pin or a fork-safe start would come too late
+        log.warning("torch was imported before the worker's broker factory ran")
+    gpu = pin_gpu(settings, index, os.environ)
+    if gpu is not None:
+        log.info("worker-%d uses GPU %s (CUDA_VISIBLE_DEVICES)", index, gpu)
     if not settings.redis_url:
         raise SystemExit("SCRIBE_REDIS_URL is not set; `scribe serve` sets it in embedded mode")
     broker = make_broker(settings, settings.redis_url)
@@ -85,6 +117,8 @@ def run(
     log_level: str = "INFO",
 ) -> int:
     # Before any import of torch: CUDA cannot survive a fork.
+    if "torch" in sys.modules:
+        raise RuntimeError("torch is imported before the worker sets the spawn start method")
     multiprocessing.set_start_method("spawn", force=True)
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
