@@ -127,6 +127,8 @@ class Chaos:
         self.rng = random.Random(seed)
         self.worker_log = worker_log
         self.deadline = time.monotonic() + minutes * 60
+        # Kills stop early enough for the last jobs to finish before the deadline.
+        self.kill_deadline = time.monotonic() + minutes * 60 * 0.7
         self.verbose = verbose
         self.kills: list[Kill] = []
         self.t0 = time.monotonic()
@@ -224,7 +226,7 @@ class Chaos:
     # ------------------------------------------------------------ killing
 
     def _kill_loop(self) -> None:
-        while len(self.kills) < self.n_kills and time.monotonic() < self.deadline:
+        while len(self.kills) < self.n_kills and time.monotonic() < self.kill_deadline:
             if len(self.done) == len(self.job_ids):
                 return
             moment = self.rng.choice(MOMENTS)
@@ -250,7 +252,7 @@ class Chaos:
         """Wait for the moment; return it with the stage it concerns (None: nothing came).
         A write is over in milliseconds: when none is caught within a few seconds, the
         kill happens anyway, inside whatever stage runs, and counts as such."""
-        give_up = min(self.deadline, time.monotonic() + 60)
+        give_up = min(self.kill_deadline, time.monotonic() + 60)
         if moment == "in-stage":
             delay: float | None = None
             while time.monotonic() < give_up:
