@@ -35,6 +35,15 @@ class SpeakerRename(BaseModel):
     )
 
 
+@router.get(
+    "/{job_id}/speakers",
+    response_model=list[ResultSpeaker],
+    summary="The speakers of a succeeded job, with their names as corrected",
+)
+async def job_speakers(job_id: str, jobs: JobStoreDep, store: StoreDep) -> list[ResultSpeaker]:
+    return (await corrected_result(jobs, store, job_id)).speakers
+
+
 @router.patch(
     "/{job_id}/speakers/{label}",
     response_model=ResultSpeaker,

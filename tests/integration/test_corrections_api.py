@@ -193,6 +193,8 @@ async def test_rename_applies_to_every_format(
     await client.patch(f"/v1/jobs/{job.id}/speakers/S1", json={"name": "Alicia"})
     result = (await client.get(f"/v1/jobs/{job.id}/result")).json()
     assert result["speakers"][0]["name"] == "Alicia"
+    speakers = (await client.get(f"/v1/jobs/{job.id}/speakers")).json()
+    assert [s["name"] for s in speakers] == ["Alicia", None]
     listed = (await client.get(f"/v1/jobs/{job.id}/corrections")).json()
     assert [(c["kind"], c["payload"]["name"]) for c in listed] == [
         ("rename_speaker", "Alice"),
@@ -226,6 +228,7 @@ async def test_rename_errors(client: httpx.AsyncClient, services: Services) -> N
     failed = await finished_job(services, succeed=False)
     resp = await client.patch(f"/v1/jobs/{failed.id}/speakers/S1", json={"name": "Alice"})
     assert code(resp) == (409, "conflict")
+    assert code(await client.get(f"/v1/jobs/{failed.id}/speakers")) == (409, "conflict")
 
 
 # ---------------------------------------------------------------- remember this voice
