@@ -32,6 +32,7 @@ Figures, per file and pooled:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import json
@@ -272,6 +273,11 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
         with LocalSystem(settings, worker_log=log) as system, \
                 ScribeClient(system.url, timeout=120) as client:
             store = ArtifactStore.from_settings(system.settings)
+            if args.calibration is not None and args.calibration.exists():
+                cal = json.loads(args.calibration.read_text())
+                assert system.settings.database_url
+                asyncio.run(_store_calibration(system.settings.database_url, cal))
+                out["calibration"] = {k: cal[k] for k in ("model", "threshold", "far", "frr")}
             if enroll:
                 for name, clips in enroll.items():
                     client.enroll(name, clips)
@@ -311,6 +317,13 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                 out["files"][row.name] = rec
                 print(f"  system {row.name}: {wall:.1f} s", file=sys.stderr)
     return out
+
+
+async def _store_calibration(database_url: str, cal: dict[str, Any]) -> None:
+    """Put a bench/calibrate.py result into the run's database, as `--store` would."""
+    from bench.calibrate import store
+
+    await store(database_url, cal["model"], cal)
 
 
 def _wait(client: Any, job_id: str, timeout: float) -> str:
@@ -577,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-direct", action="store_true", help="skip the direct-library pass")
     p.add_argument("--enroll", type=int, default=DEFAULT_ENROLL,
                    help="enroll the first N speakers of mix/enrollment.tsv (0: none)")
+    p.add_argument("--calibration", type=Path, default=RESULTS / "calibration.json",
+                   help="a bench/calibrate.py result to load into the system's database "
+                        "(identify then uses its threshold); ignored when missing")
     p.add_argument("--job-timeout", type=float, default=900.0)
     p.add_argument("--keep", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS / "eval.json")

@@ -59,3 +59,6 @@ class Speaker(BaseModel):
     num_clips: int
     clip_uris: list[str] = Field(default_factory=list)
     created_at: datetime
+    # Made by another embedding model than the one identify now uses: ignored until the
+    # person is enrolled again (the listing sets it; False when no identify ran yet).
+    stale: bool = False

@@ -11,6 +11,10 @@ from core.errors import BadInput
 from stages.engines.base import SAMPLE_RATE, SpeakerEncoder, l2_normalise
 
 MIN_ENROLL_S = 1.0
+# Used when nothing better is known: no per-job or settings override and no calibration
+# for the embedding model (MODELS.md: true matches 0.88-0.96, best wrong match <= 0.37).
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_TARGET_FAR = 0.01
 
 
 class Voiceprint(BaseModel):
@@ -63,6 +67,58 @@ def run(
     return Identification(
         threshold=threshold, embedding_model=embedding_model, matches=list(matches.values())
     )
+
+
+def resolve_threshold(
+    job_threshold: float | None, settings_threshold: float | None, calibrated: float | None
+) -> tuple[float, str]:
+    """The threshold identify uses and where it came from: the job's own override, then an
+    operator's setting (SCRIBE_IDENTIFY_THRESHOLD), then the value calibrated for the
+    embedding model in use, then DEFAULT_THRESHOLD."""
+    for value, source in (
+        (job_threshold, "job"),
+        (settings_threshold, "settings"),
+        (calibrated, "calibrated"),
+    ):
+        if value is not None:
+            return float(value), source
+    return DEFAULT_THRESHOLD, "default"
+
+
+class Calibration(BaseModel):
+    """A threshold chosen from same- and different-speaker score distributions."""
+
+    model: str
+    threshold: float
+    target_far: float
+    far: float  # share of different-speaker scores >= threshold
+    frr: float  # share of same-speaker scores < threshold
+    n_same: int
+    n_different: int
+
+
+def choose_threshold(
+    same: list[float], different: list[float], target_far: float = DEFAULT_TARGET_FAR
+) -> tuple[float, float, float]:
+    """The lowest threshold whose false-accept rate on `different` is <= target_far.
+
+    Lowest, so that as many true matches as possible pass. Returns (threshold, far, frr).
+    The threshold sits halfway between the highest different-speaker score that must be
+    rejected and the next score above it, so it does not sit on a measured point.
+    """
+    if not same or not different:
+        raise BadInput("calibration needs same-speaker and different-speaker scores")
+    diff = sorted(different, reverse=True)
+    allowed = int(np.floor(target_far * len(diff) + 1e-9))  # impostors that may pass
+    if allowed >= len(diff):
+        threshold = min(min(same), diff[-1]) - 1e-6
+    else:
+        reject = diff[allowed]  # highest impostor score that must be rejected
+        above = [x for x in (*same, *diff) if x > reject]
+        threshold = (reject + min(above)) / 2 if above else reject + 1e-6
+    far = sum(x >= threshold for x in different) / len(different)
+    frr = sum(x < threshold for x in same) / len(same)
+    return round(float(threshold), 6), float(far), float(frr)
 
 
 def enroll_embedding(clips: list[np.ndarray], encoder: SpeakerEncoder) -> list[float]:

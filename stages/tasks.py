@@ -27,6 +27,7 @@ from core.jobs import Job
 from core.keys import artifact_key
 from events.queue import task_name
 from stages import compute
+from stages.identify import resolve_threshold
 from stages.recovery import Heartbeat, backoff_s, is_transient, publish_terminal_once, retrying
 from stages.runtime import ProgressPump, WorkerState, monotonic
 from storage.artifacts import StoredObject, artifact_dir
@@ -84,14 +85,22 @@ async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, 
 
 
 async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    threshold = job.params.identify_threshold
-    if threshold is None:
-        threshold = state.settings.identify_threshold
     prints = await state.jobs.voiceprints()
     # Enrolling or deleting a person changes the answer, so it changes the key.
     digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
     model = await asyncio.to_thread(state.models.encoder_id)
-    params = {"threshold": threshold, "voiceprints": digest, "voiceprint_list": prints}
+    # job > SCRIBE_IDENTIFY_THRESHOLD > calibrated for this encoder > default
+    threshold, source = resolve_threshold(
+        job.params.identify_threshold,
+        state.settings.identify_threshold,
+        await state.jobs.calibrated_threshold(model),
+    )
+    params = {
+        "threshold": threshold,
+        "threshold_source": source,
+        "voiceprints": digest,
+        "voiceprint_list": prints,
+    }
     return params, model
 
 

@@ -114,7 +114,11 @@ async def enroll_speaker(
 
 @router.get("", response_model=list[Speaker], summary="Enrolled speakers")
 async def list_speakers(jobs: JobStoreDep) -> list[Speaker]:
-    return await jobs.list_speakers()
+    current = await jobs.current_embedding_model()
+    speakers = await jobs.list_speakers()
+    if current is None:
+        return speakers
+    return [s.model_copy(update={"stale": s.model != current}) for s in speakers]
 
 
 @router.delete("/{speaker_id}", status_code=204, summary="Forget a speaker and their clips")

@@ -406,7 +406,7 @@ def test_enrolled_speakers_are_named(
         assert events[-1].type == "job.succeeded", [e.data for e in events[-3:]]
         result = api.result(job_id)
 
-        threshold = system_settings.identify_threshold
+        threshold = system_settings.identify_threshold or 0.0  # None: calibrated/default
         named = {s["name"]: s for s in result["speakers"] if s["name"] is not None}
         assert set(named) == set(ENROLLED.values()), result["speakers"]
         for speaker, name in ENROLLED.items():

@@ -128,3 +128,33 @@ def test_enroll_embedding_averages_normalised_clips() -> None:
 def test_enroll_rejects_missing_or_short_clips(clips: list[np.ndarray]) -> None:
     with pytest.raises(BadInput):
         identify.enroll_embedding(clips, FakeEncoder())
+
+
+# ---------------------------------------------------------------- threshold: where it comes from
+
+
+def test_threshold_resolution_order() -> None:
+    assert identify.resolve_threshold(0.3, 0.5, 0.7) == (0.3, "job")
+    assert identify.resolve_threshold(None, 0.5, 0.7) == (0.5, "settings")
+    assert identify.resolve_threshold(None, None, 0.7) == (0.7, "calibrated")
+    assert identify.resolve_threshold(None, None, None) == (identify.DEFAULT_THRESHOLD, "default")
+    assert identify.resolve_threshold(0.0, None, 0.7) == (0.0, "job")  # 0 is a value, not unset
+
+
+def test_calibrated_threshold_meets_the_target_far() -> None:
+    same = [0.7, 0.8, 0.9, 0.95]
+    different = [i / 100 for i in range(100)]  # 0.00 .. 0.99
+    threshold, far, frr = identify.choose_threshold(same, different, target_far=0.01)
+    assert far <= 0.01
+    assert 0.98 < threshold <= 0.99  # one impostor (0.99) may pass, 0.98 must not
+    assert frr == 1.0  # every true score is below: the data say this model cannot separate
+
+
+def test_calibrated_threshold_is_the_lowest_that_separates() -> None:
+    same = [0.6, 0.8, 0.9]
+    different = [0.1, 0.2, 0.3, 0.35]
+    threshold, far, frr = identify.choose_threshold(same, different, target_far=0.0)
+    assert (far, frr) == (0.0, 0.0)
+    assert 0.35 < threshold < 0.6
+    with pytest.raises(BadInput):
+        identify.choose_threshold([], different)
