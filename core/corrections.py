@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.artifacts import MeetingResult
+from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker, ResultWord
 
 RENAME_SPEAKER = "rename_speaker"
 
@@ -68,9 +68,140 @@ def _rename_speaker(result: MeetingResult, payload: dict[str, Any]) -> MeetingRe
     return result.model_copy(update={"speakers": speakers})
 
 
+class CorrectionOutOfRange(ValueError):
+    """A correction points at a segment or word the result does not have."""
+
+
+class Reassign(BaseModel):
+    """Payload of `reassign`: segment `segment` (index in the result as corrected so far),
+    or only its words `[word_start, word_end)`, was said by `speaker` (a label, "S2").
+
+    The segment is split where the speaker changes; the words keep their timings.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    segment: int = Field(ge=0)
+    speaker: str = Field(min_length=1, max_length=64)
+    word_start: int | None = Field(default=None, ge=0)
+    word_end: int | None = Field(default=None, ge=1)
+    merge_sha256: str | None = None  # the merged result the indices refer to
+
+
+class FixText(BaseModel):
+    """Payload of `fix_text`: segment `segment` reads `text`, or only its word `word` does.
+
+    A whole-segment fix drops the segment's word timings (the new words have none); a word
+    fix keeps every timing and rebuilds the segment's text from its words.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    segment: int = Field(ge=0)
+    text: str = Field(min_length=1, max_length=10_000)
+    word: int | None = Field(default=None, ge=0)
+    merge_sha256: str | None = None
+
+
+def _basis_changed(result: MeetingResult, merge_sha256: str | None) -> bool:
+    basis = result.provenance.get("merge")
+    return bool(merge_sha256 and basis is not None and basis.sha256 != merge_sha256)
+
+
+def check_reassign(result: MeetingResult, payload: dict[str, Any]) -> Reassign:
+    """The payload, validated against `result`; CorrectionOutOfRange says what is wrong."""
+    r = Reassign.model_validate(payload)
+    if r.segment >= len(result.segments):
+        raise CorrectionOutOfRange(
+            f"segment: {r.segment} is out of range (the result has {len(result.segments)})"
+        )
+    if (r.word_start is None) != (r.word_end is None):
+        raise CorrectionOutOfRange("word_start and word_end: give both or neither")
+    n = len(result.segments[r.segment].words)
+    if r.word_start is not None and r.word_end is not None:
+        if n == 0:
+            raise CorrectionOutOfRange(f"segment {r.segment} has no word timings")
+        if not r.word_start < r.word_end <= n:
+            raise CorrectionOutOfRange(
+                f"words [{r.word_start}, {r.word_end}) are out of range"
+                f" (segment {r.segment} has {n} words)"
+            )
+    return r
+
+
+def check_fix_text(result: MeetingResult, payload: dict[str, Any]) -> FixText:
+    f = FixText.model_validate(payload)
+    if f.segment >= len(result.segments):
+        raise CorrectionOutOfRange(
+            f"segment: {f.segment} is out of range (the result has {len(result.segments)})"
+        )
+    n = len(result.segments[f.segment].words)
+    if f.word is not None and f.word >= n:
+        raise CorrectionOutOfRange(
+            f"word: {f.word} is out of range (segment {f.segment} has {n} words)"
+        )
+    if not f.text.strip():
+        raise CorrectionOutOfRange("text: must not be blank")
+    return f
+
+
+def _segment_of(words: list[ResultWord], speaker: str) -> ResultSegment:
+    return ResultSegment(
+        start=words[0].start,
+        end=words[-1].end,
+        speaker=speaker,
+        text="".join(w.word for w in words).strip(),
+        words=words,
+    )
+
+
+def _reassign(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
+    r = check_reassign(result, payload)
+    if _basis_changed(result, r.merge_sha256):
+        return result
+    seg = result.segments[r.segment]
+    if r.word_start is None or r.word_end is None:
+        words = [w.model_copy(update={"speaker": r.speaker}) for w in seg.words]
+        replaced = [seg.model_copy(update={"speaker": r.speaker, "words": words})]
+    else:
+        a, b = r.word_start, r.word_end
+        moved = [w.model_copy(update={"speaker": r.speaker}) for w in seg.words[a:b]]
+        parts = [(seg.words[:a], seg.speaker), (moved, r.speaker), (seg.words[b:], seg.speaker)]
+        replaced = [_segment_of(ws, spk) for ws, spk in parts if ws]
+    segments = [*result.segments[: r.segment], *replaced, *result.segments[r.segment + 1 :]]
+    speakers = list(result.speakers)
+    if not any(s.id == r.speaker for s in speakers):  # a speaker diarization missed
+        speakers.append(ResultSpeaker(id=r.speaker, talk_time_s=0.0))
+    return result.model_copy(update={"segments": segments, "speakers": speakers})
+
+
+def _fix_text(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
+    f = check_fix_text(result, payload)
+    if _basis_changed(result, f.merge_sha256):
+        return result
+    seg = result.segments[f.segment]
+    if f.word is None:
+        fixed = seg.model_copy(update={"text": f.text.strip(), "words": []})
+    else:
+        old = seg.words[f.word]
+        lead = " " if old.word.startswith(" ") or f.word > 0 else ""
+        words = list(seg.words)
+        words[f.word] = old.model_copy(update={"word": lead + f.text.strip()})
+        fixed = seg.model_copy(
+            update={"words": words, "text": "".join(w.word for w in words).strip()}
+        )
+    segments = [*result.segments[: f.segment], fixed, *result.segments[f.segment + 1 :]]
+    return result.model_copy(update={"segments": segments})
+
+
+REASSIGN = "reassign"
+FIX_TEXT = "fix_text"
+
 Applier = Callable[[MeetingResult, dict[str, Any]], MeetingResult]
 APPLIERS: dict[str, Applier] = {
     RENAME_SPEAKER: _rename_speaker,
+    REASSIGN: _reassign,
+    FIX_TEXT: _fix_text,
 }
 
 
@@ -86,7 +217,7 @@ def apply_corrections(result: MeetingResult, corrections: Sequence[Correction]) 
             continue
         try:
             result = applier(result, correction.payload)
-        except ValidationError:
+        except (ValidationError, CorrectionOutOfRange):
             continue
     return result
 

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from core.settings import Settings
 from gateway import errors
-from gateway.routes import corrections, health, jobs, results, speakers
+from gateway.routes import corrections, health, jobs, metrics, results, speakers
 from gateway.services import Services
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -53,6 +53,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(results.router)
     app.include_router(speakers.router)
     app.include_router(corrections.router)
+    app.include_router(metrics.router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -7,12 +7,21 @@ the result route applies them on every read, so one rename shows in every format
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.artifacts import Diarization, ResultSpeaker
-from core.corrections import RENAME_SPEAKER, Correction, blend_voiceprints
+from core.corrections import (
+    REASSIGN,
+    RENAME_SPEAKER,
+    Correction,
+    CorrectionOutOfRange,
+    blend_voiceprints,
+    check_fix_text,
+    check_reassign,
+)
 from core.errors import Conflict, NotFound
 from gateway.deps import JobStoreDep, StoreDep
 from gateway.errors import InvalidRequest
@@ -109,3 +118,56 @@ async def rename_speaker(
 async def list_corrections(job_id: str, jobs: JobStoreDep) -> list[Correction]:
     await jobs.get_job(job_id)
     return await jobs.list_corrections(job_id)
+
+
+# ---------------------------------------------------------------- reassign words, fix text
+
+
+class ReassignBody(BaseModel):
+    """Segment `segment` (or its words [word_start, word_end)) was said by `speaker`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["reassign"]
+    segment: int = Field(ge=0, description="index in the result as it reads now")
+    speaker: str = Field(min_length=1, max_length=64, description="a speaker label, e.g. S2")
+    word_start: int | None = Field(default=None, ge=0)
+    word_end: int | None = Field(default=None, ge=1, description="exclusive")
+
+
+class FixTextBody(BaseModel):
+    """Segment `segment` (or only its word `word`) reads `text`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["fix_text"]
+    segment: int = Field(ge=0, description="index in the result as it reads now")
+    text: str = Field(min_length=1, max_length=10_000)
+    word: int | None = Field(default=None, ge=0)
+
+
+CorrectionBody = Annotated[ReassignBody | FixTextBody, Field(discriminator="kind")]
+
+
+@router.post(
+    "/{job_id}/corrections",
+    status_code=201,
+    response_model=Correction,
+    summary="Correct a job's result: reassign a segment or words to a speaker, fix text",
+)
+async def add_correction(
+    job_id: str, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep
+) -> Correction:
+    result = await corrected_result(jobs, store, job_id)  # 404 / 409 first
+    payload: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
+    try:
+        if body.kind == REASSIGN:
+            check_reassign(result, payload)
+        else:
+            check_fix_text(result, payload)
+    except CorrectionOutOfRange as exc:
+        raise InvalidRequest(str(exc)) from None
+    merge = await jobs.current_artifact(job_id, "merge")
+    if merge is not None:  # the indices mean something only for this merged result
+        payload["merge_sha256"] = merge.sha256
+    return await jobs.add_correction(job_id, body.kind, payload)
