@@ -263,7 +263,9 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                ) -> dict[str, Any]:
     from cli.client import ScribeClient
     from cli.local import LocalSystem
-    from core.artifacts import Diarization, Identification
+    from core.artifacts import Diarization, Identification, Transcript
+    from stages import merge
+    from stages.merge import SMOOTH_MAX_RUN_S
     from storage.artifacts import ArtifactStore
 
     out: dict[str, Any] = {"files": {}}
@@ -310,6 +312,13 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                 if "diarize" in arts:
                     d = store.get_json(store.key_of(arts["diarize"]["uri"]), Diarization)
                     rec["turns"] = [(t.start, t.end, t.speaker) for t in d.turns]
+                    if "transcribe" in arts:  # both merge rules on the same inputs
+                        tr = store.get_json(store.key_of(arts["transcribe"]["uri"]), Transcript)
+                        for rule, run_s in (("nearest", 0.0), ("smoothed", SMOOTH_MAX_RUN_S)):
+                            m = merge.run(job["id"], tr.duration_s, tr, d, None, {},
+                                          smooth_max_run_s=run_s)
+                            rec[f"words_{rule}"] = [w.model_dump() for seg in m.segments
+                                                    for w in seg.words]
                 if "identify" in arts:
                     ident = store.get_json(store.key_of(arts["identify"]["uri"]), Identification)
                     rec["identify_threshold"] = ident.threshold
@@ -454,6 +463,13 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
                                                           s["words"])
                 add("ws_correct", f["word_speaker"]["correct"])
                 add("ws_words", f["word_speaker"]["words"])
+                for rule in ("nearest", "smoothed"):
+                    if s.get(f"words_{rule}"):
+                        acc = word_speaker_accuracy(ref_ann, annotation(s["turns"]),
+                                                    s[f"words_{rule}"])
+                        f[f"word_speaker_{rule}"] = acc
+                        add(f"ws_correct_{rule}", acc["correct"])
+                        add(f"ws_words_{rule}", acc["words"])
             if enrolled and row.name.startswith("mix/"):
                 for who, rec in (("system", s), ("direct", d)):
                     if "turns" in rec and "named" in rec:
@@ -477,6 +493,8 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
         "wer_direct": ratio("wer_err_direct", "wer_n_direct"),
         "ref_words": sum(pooled.get("wer_n_system", [])),
         "word_speaker_accuracy": ratio("ws_correct", "ws_words"),
+        "word_speaker_nearest": ratio("ws_correct_nearest", "ws_words_nearest"),
+        "word_speaker_smoothed": ratio("ws_correct_smoothed", "ws_words_smoothed"),
         "id_top1_system": ratio("id_top1_system", "id_enrolled_system"),
         "id_far_system": ratio("id_fa_system", "id_other_system"),
         "id_top1_direct": ratio("id_top1_direct", "id_enrolled_direct"),
@@ -535,6 +553,17 @@ def markdown(report: dict[str, Any]) -> str:
                   md_table(["file", "run", "spk ref/hyp", "DER c=0", "DER c=0.25", "JER c=0",
                             "JER c=0.25", "confusion c=0.25", "word-speaker acc",
                             "RTF direct diar"], rows)]
+    ws = [f for f in files if "word_speaker_nearest" in f]
+    if ws:
+        rows = [[f["file"], str(f["word_speaker_nearest"]["words"]),
+                 pct(f["word_speaker_nearest"]["accuracy"]),
+                 pct(f["word_speaker_smoothed"]["accuracy"])] for f in ws]
+        rows.append(["**pooled**", "", pct(o["word_speaker_nearest"]),
+                     pct(o["word_speaker_smoothed"])])
+        parts += ["", "Word-speaker accuracy of the merge rules on the same transcript and "
+                  "diarization (words scored at their midpoint against the RTTM)",
+                  md_table(["file", "words", "max overlap + nearest turn",
+                            "+ sentence smoothing"], rows)]
     ids = [f for f in files if "identification_system" in f or "identification_direct" in f]
     if ids:
         rows = []
@@ -625,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     report["threshold"] = threshold
     table = markdown(report)
     report["markdown"] = table
-    report["raw"] = {"system": {k: {kk: vv for kk, vv in v.items() if kk != "words"}
+    report["raw"] = {"system": {k: {kk: vv for kk, vv in v.items()
+                                    if not kk.startswith("words")}
                                 for k, v in system["files"].items()},
                      "direct": direct["files"]}
     write_json(args.out, report)

@@ -83,6 +83,62 @@ def _assign(words: Sequence[Word], index: TurnIndex) -> list[ResultWord]:
     ]
 
 
+# Sentence-level smoothing: a run of words of one speaker inside a sentence mostly spoken by
+# another, lasting less than this, takes the sentence's speaker. Diarization turns edges
+# are imprecise by a few hundred milliseconds; a real interjection ("Yes.") is usually its
+# own sentence in Whisper's punctuation, so it is not swallowed.
+SMOOTH_MAX_RUN_S = 1.0
+SMOOTH_MAX_GAP_S = 0.5
+_SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
+
+
+def _sentences(words: list[ResultWord]) -> list[list[ResultWord]]:
+    out: list[list[ResultWord]] = [[]]
+    for w in words:
+        out[-1].append(w)
+        if w.word.strip().endswith(_SENTENCE_END):
+            out.append([])
+    return [s for s in out if s]
+
+
+def smooth_sentences(
+    words: list[ResultWord], max_run_s: float = SMOOTH_MAX_RUN_S
+) -> list[ResultWord]:
+    """Short runs of a minority speaker inside a sentence take the sentence's speaker."""
+    if max_run_s <= 0:
+        return words
+    out: list[ResultWord] = []
+    for sentence in _sentences(words):
+        talk: dict[str, float] = {}
+        for w in sentence:
+            talk[w.speaker] = talk.get(w.speaker, 0.0) + max(w.end - w.start, 0.0)
+        if len(talk) < 2:
+            out.extend(sentence)
+            continue
+        main = max(talk, key=lambda k: talk[k])
+        runs = [list(g) for _, g in groupby(sentence, key=lambda w: w.speaker)]
+        for i, run in enumerate(runs):
+            speaker = run[0].speaker
+            short = run[-1].end - run[0].start < max_run_s
+            # Only runs that touch the main speaker's words: after a long pause the speaker
+            # may really have changed mid-sentence (or Whisper missed a full stop).
+            before = runs[i - 1] if i > 0 else None
+            after = runs[i + 1] if i + 1 < len(runs) else None
+            touches = (
+                before is not None
+                and before[0].speaker == main
+                and run[0].start - before[-1].end <= SMOOTH_MAX_GAP_S
+            ) or (
+                after is not None
+                and after[0].speaker == main
+                and after[0].start - run[-1].end <= SMOOTH_MAX_GAP_S
+            )
+            if speaker != main and short and touches and talk[speaker] < talk[main]:
+                run = [w.model_copy(update={"speaker": main}) for w in run]
+            out.extend(run)
+    return out
+
+
 def _split_by_speaker(words: list[ResultWord]) -> list[ResultSegment]:
     segments = []
     for speaker, group in groupby(words, key=lambda w: w.speaker):
@@ -104,6 +160,8 @@ def run(
     diarization: Diarization,
     identification: Identification | None,
     provenance: dict[str, ProvenanceEntry],
+    *,
+    smooth_max_run_s: float = SMOOTH_MAX_RUN_S,
 ) -> MeetingResult:
     # Exclusive turns give one speaker per instant, which is what a word needs.
     index = TurnIndex(diarization.exclusive_turns or diarization.turns)
@@ -111,7 +169,8 @@ def run(
     segments: list[ResultSegment] = []
     for seg in transcript.segments:  # whisper's boundaries stay boundaries
         if seg.words:
-            segments.extend(_split_by_speaker(_assign(seg.words, index)))
+            words = smooth_sentences(_assign(seg.words, index), smooth_max_run_s)
+            segments.extend(_split_by_speaker(words))
         elif seg.text.strip():  # a segment without word timings: place it as one block
             speaker = index.speaker_for(seg.start, seg.end) or DEFAULT_SPEAKER
             segments.append(
