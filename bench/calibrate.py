@@ -86,9 +86,11 @@ def scores(audio: Path, encoder: Any, per_speaker: int = 0) -> dict[str, Any]:
     tests: list[tuple[str, str, Any]] = []
     for spk in speakers:
         utts = sorted(spk.glob("*.flac")) + sorted(spk.glob("*.wav"))
-        if per_speaker:
-            utts = utts[:per_speaker]
         names = chosen.get(spk.name) or {u.name for u in utts[:2]}
+        if per_speaker:  # the enrollment clips plus the first N others
+            utts = [u for u in utts if u.name in names] + [
+                u for u in utts if u.name not in names
+            ][:per_speaker]
         enroll = [u for u in utts if u.name in names]
         if len(enroll) < 1 or len(utts) <= len(enroll):
             continue
@@ -100,15 +102,17 @@ def scores(audio: Path, encoder: Any, per_speaker: int = 0) -> dict[str, Any]:
                     decode_audio(str(u), sampling_rate=16000))))
     same: list[float] = []
     different: list[float] = []
+    best_wrong: list[float] = []  # what this voice scores if its own print were not enrolled
     top1 = 0
     for speaker, _, emb in tests:
         sims = {name: float(np.dot(emb, vp)) for name, vp in prints.items()}
         top1 += max(sims, key=lambda k: sims[k]) == speaker
         for name, sim in sims.items():
             (same if name == speaker else different).append(sim)
+        best_wrong.append(max(v for k, v in sims.items() if k != speaker))
     return {"speakers": sorted(prints), "test_utterances": len(tests),
             "top1_unthresholded": top1 / len(tests) if tests else math.nan,
-            "same": same, "different": different}
+            "same": same, "different": different, "best_wrong": best_wrong}
 
 
 async def store(database_url: str, model: str, result: dict[str, Any]) -> None:
@@ -125,7 +129,9 @@ async def store(database_url: str, model: str, result: dict[str, Any]) -> None:
         await pool.close()
 
 
-def calibrate(audio: Path, target_far: float, per_speaker: int = 0) -> dict[str, Any]:
+def calibrate(
+    audio: Path, target_far: float, per_speaker: int = 0, rule: str = "pairwise"
+) -> dict[str, Any]:
     from core.settings import Settings
     from stages.engines.models import ModelManager
     from stages.identify import choose_threshold
@@ -135,7 +141,11 @@ def calibrate(audio: Path, target_far: float, per_speaker: int = 0) -> dict[str,
     model = manager.encoder_id()
     t0 = time.perf_counter()
     s = scores(audio, encoder, per_speaker)
-    threshold, far, frr = choose_threshold(s["same"], s["different"], target_far)
+    # pairwise: one voice against one print. open-set: a non-enrolled voice against the
+    # whole enrolled set (its best wrong score), which is what naming a stranger takes.
+    impostors = s["best_wrong"] if rule == "open-set" else s["different"]
+    threshold, far, frr = choose_threshold(s["same"], impostors, target_far)
+    open_far = sum(x >= threshold for x in s["best_wrong"]) / len(s["best_wrong"])
     return {
         "model": model,
         "threshold": threshold,
@@ -143,12 +153,17 @@ def calibrate(audio: Path, target_far: float, per_speaker: int = 0) -> dict[str,
         "far": far,
         "frr": frr,
         "details": {
+            "rule": rule,
+            "open_set_far": open_far,
+            "scores": {k: [round(x, 5) for x in s[k]]
+                       for k in ("same", "different", "best_wrong")},
             "audio": audio.name,
             "speakers": s["speakers"],
             "test_utterances": s["test_utterances"],
             "top1_unthresholded": s["top1_unthresholded"],
             "same": summary(s["same"]),
             "different": summary(s["different"]),
+            "best_wrong": summary(s["best_wrong"]),
             "histogram_same": histogram(s["same"]),
             "histogram_different": histogram(s["different"]),
             "wall_s": round(time.perf_counter() - t0, 1),
@@ -164,14 +179,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"({round(r['far'] * d['different']['n'])}/{d['different']['n']}), "
         f"FRR {100 * r['frr']:.2f} % ({round(r['frr'] * d['same']['n'])}/{d['same']['n']}); "
         f"{len(d['speakers'])} speakers, {d['test_utterances']} test utterances, "
-        f"top-1 without threshold {100 * d['top1_unthresholded']:.1f} %.",
+        f"top-1 without threshold {100 * d['top1_unthresholded']:.1f} %. Rule: {d['rule']}; "
+        f"open-set FAR (a non-enrolled voice's best score against the other "
+        f"{len(d['speakers']) - 1} prints) {100 * d['open_set_far']:.1f} %.",
         "",
         "| scores | n | min | p1 | p5 | median | p95 | p99 | max |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("same", "different"):
+    for name in ("same", "different", "best_wrong"):
         s = d[name]
-        lines.append(f"| {name} speaker | {s['n']} | " + " | ".join(
+        label = {"best_wrong": "best wrong print"}.get(name, f"{name} speaker")
+        lines.append(f"| {label} | {s['n']} | " + " | ".join(
             f"{s[k]:.3f}" for k in ("min", "p01", "p05", "p50", "p95", "p99", "max")) + " |")
     lines += ["", "| cosine bin | same | different |", "|---|---|---|"]
     same = dict(d["histogram_same"])
@@ -187,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio", type=Path, default=AUDIO / "librispeech",
                    help="folder of speaker folders of utterances")
     p.add_argument("--target-far", type=float, default=0.01)
+    p.add_argument("--rule", choices=("pairwise", "open-set"), default="pairwise",
+                   help="impostor scores: every wrong pair, or each voice's best wrong print")
     p.add_argument("--per-speaker", type=int, default=0,
-                   help="use at most N utterances per speaker (0: all)")
+                   help="score at most N utterances per speaker (0: all)")
     p.add_argument("--store", action="store_true",
                    help="write the threshold into the calibrations table")
     p.add_argument("--database-url", default=None,
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "calibration.json")
     args = p.parse_args(argv)
 
-    result = calibrate(args.audio, args.target_far, args.per_speaker)
+    result = calibrate(args.audio, args.target_far, args.per_speaker, args.rule)
     result["markdown"] = markdown(result)
     write_json(args.out, result)
     print(result["markdown"])
