@@ -255,9 +255,14 @@ class Chaos:
         give_up = min(self.kill_deadline, time.monotonic() + 60)
         if moment == "in-stage":
             delay: float | None = None
+            # The target stage first; any stage once it has not come for a few seconds
+            # (with few jobs left it may never come again).
+            any_stage_after = time.monotonic() + 5
             while time.monotonic() < give_up:
                 for e in self._poll(50):
-                    if e["type"] == "stage.started" and e.get("stage") == target:
+                    if e["type"] == "stage.started" and (
+                        e.get("stage") == target or time.monotonic() > any_stage_after
+                    ):
                         delay = self.rng.uniform(0.0, 0.5)
                 if delay is not None:
                     time.sleep(delay)
