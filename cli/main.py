@@ -7,13 +7,14 @@ a worker process and the gateway) for the duration of the command.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +33,11 @@ from cli.client import ApiError, ScribeClient
 from core.artifacts import STAGES
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from storage.auth import ApiKey, AuthStore
+
+T = TypeVar("T")
+
 app = typer.Typer(
     help="Scribe: who said what, when. Speaker-attributed, word-timed meeting transcripts.",
     no_args_is_help=True,
@@ -40,6 +46,10 @@ app = typer.Typer(
 )
 speakers_app = typer.Typer(help="Enroll, list and delete known voices.", no_args_is_help=True)
 app.add_typer(speakers_app, name="speakers")
+keys_app = typer.Typer(
+    help="API keys (stored hashed; talks to the database directly).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 
 err = Console(stderr=True)
 out = Console()
@@ -355,6 +365,108 @@ def speakers_delete(
     except ApiError as exc:
         raise fail(exc.message) from None
     out.print(f"Deleted {speaker_id}")
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _with_auth_store(action: Callable[[AuthStore], Awaitable[T]]) -> T:
+    """Run `action` against the configured database (the embedded one when none is set),
+    migrated first."""
+    from cli.local import EmbeddedServers
+    from storage.auth import AuthStore
+    from storage.db import create_pool, migrate
+
+    settings = Settings()
+    servers = EmbeddedServers(settings.data_dir)
+    if not settings.database_url:
+        settings = servers.resolve(settings.model_copy(update={"redis_url": "unused"}))
+
+    async def go() -> T:
+        assert settings.database_url
+        pool = await create_pool(settings.database_url, max_size=1)
+        try:
+            await migrate(pool)
+            return await action(AuthStore(pool))
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        servers.stop()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. alice-laptop")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Tenant (user or team) the key acts for; default: one named NAME"),
+    ] = None,
+    max_upload_bytes: Annotated[int | None, typer.Option(help="Largest upload")] = None,
+    max_duration_s: Annotated[float | None, typer.Option(help="Longest recording (s)")] = None,
+    max_concurrent_jobs: Annotated[
+        int | None, typer.Option(help="Unfinished jobs the tenant may have at once")
+    ] = None,
+) -> None:
+    """Create an API key and print its token (shown only this once)."""
+
+    async def create(auth: AuthStore) -> tuple[ApiKey, str]:
+        return await auth.create_key(
+            name,
+            tenant=tenant,
+            max_upload_bytes=max_upload_bytes,
+            max_duration_s=max_duration_s,
+            max_concurrent_jobs=max_concurrent_jobs,
+        )
+
+    key, token = _with_auth_store(create)
+    err.print(f"Created key {key.id} ({key.name}) for tenant {key.tenant}. Keep the token;")
+    err.print("it is not stored and cannot be shown again:")
+    sys.stdout.write(token + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their tokens)."""
+
+    async def list_all(auth: AuthStore) -> list[ApiKey]:
+        return await auth.list_keys()
+
+    table = Table("id", "name", "tenant", "prefix", "created", "revoked", "limits")
+    for k in _with_auth_store(list_all):
+        limits = ", ".join(
+            f"{label}={value}"
+            for label, value in (
+                ("upload", k.max_upload_bytes),
+                ("duration", k.max_duration_s),
+                ("jobs", k.max_concurrent_jobs),
+            )
+            if value is not None
+        )
+        revoked = k.revoked_at.isoformat()[:19] if k.revoked_at else ""
+        table.add_row(
+            k.id, k.name, k.tenant, k.prefix + "…", k.created_at.isoformat()[:19], revoked, limits
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Id shown by `scribe keys list`")],
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    from core.errors import NotFound
+
+    async def revoke(auth: AuthStore) -> ApiKey:
+        return await auth.revoke_key(key_id)
+
+    try:
+        key = _with_auth_store(revoke)
+    except NotFound as exc:
+        raise fail(exc.message) from None
+    out.print(f"Revoked {key.id} ({key.name})")
 
 
 def main() -> None:

@@ -31,6 +31,18 @@ class UnsupportedMedia(BadInput):
     code = "unsupported_media"
 
 
+class Unauthorized(ScribeError):
+    """No API key, or one that is unknown, revoked or expired (401)."""
+
+    code = "unauthorized"
+
+
+class TooManyJobs(ScribeError):
+    """The key's tenant already has as many unfinished jobs as it may (429)."""
+
+    code = "too_many_jobs"
+
+
 class NotFound(ScribeError):
     code = "not_found"
 

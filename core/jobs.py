@@ -48,6 +48,10 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     error: JobError | None = None
     stages: list[StageState] = Field(default_factory=list)
+    # The tenant the job belongs to (None: the single-user owner), and the duration limit
+    # of the key that created it; internal, never shown.
+    owner: str | None = Field(default=None, exclude=True)
+    max_duration_s: float | None = Field(default=None, exclude=True)
 
 
 class Speaker(BaseModel):

@@ -110,6 +110,21 @@ class Settings(BaseSettings):
     orphan_max_age_s: float = 3600.0
     public_url: str | None = None
 
+    # API keys on every /v1 route. "auto": off in the embedded single-user mode (LocalSystem
+    # started the database itself and sets "off" in its resolved copy), on otherwise.
+    auth: Literal["auto", "on", "off"] = "auto"
+    # Signs the short-lived tokens of event streams and audio (EventSource and <audio>
+    # cannot send headers). None: one generated once and kept in the database.
+    auth_secret: str | None = None
+    # Jobs (and their artifacts) older than this many days are deleted. None: keep all.
+    retention_days: float | None = None
+    # How often the gateway looks for jobs past retention.
+    retention_interval_s: float = 3600.0
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth != "off"
+
     @property
     def protocol(self) -> str:
         return self.storage_protocol or self.storage.protocol

@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from core.settings import Settings
 from gateway import errors
+from gateway.deps import get_principal
 from gateway.routes import corrections, health, jobs, metrics, results, speakers
 from gateway.services import Services
+from storage.retention import sweep_expired
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("scribe.gateway")
+
+
+async def sweep_once(services: Services, retention_days: float | None) -> list[str]:
+    """Delete the jobs past retention, their artifacts and their events."""
+    return await sweep_expired(
+        services.jobs, services.store, retention_days, on_deleted=services.bus.delete
+    )
+
+
+@asynccontextmanager
+async def retention_sweeper(settings: Settings, services: Services) -> AsyncIterator[None]:
+    """With retention_days set: a sweep at startup, then every retention_interval_s."""
+    if settings.retention_days is None:
+        yield
+        return
+
+    async def loop() -> None:
+        while True:
+            try:
+                await sweep_once(services, settings.retention_days)
+            except Exception:  # a failed sweep is retried at the next interval
+                log.exception("retention sweep failed")
+            await asyncio.sleep(settings.retention_interval_s)
+
+    task = asyncio.create_task(loop(), name="retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -26,12 +63,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is not None:
             app.state.services = services
-            yield
+            async with retention_sweeper(settings, services):
+                yield
             return
         opened = await Services.connect(settings)
         app.state.services = opened
         try:
-            yield
+            async with retention_sweeper(settings, opened):
+                yield
         finally:
             await opened.close()
 
@@ -49,11 +88,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = services
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(jobs.router)
-    app.include_router(results.router)
-    app.include_router(speakers.router)
-    app.include_router(corrections.router)
-    app.include_router(metrics.router)
+    # Every /v1 route needs a key when auth is on; health, the page and the docs stay open.
+    for api in (jobs.router, results.router, speakers.router, corrections.router, metrics.router):
+        app.include_router(api, dependencies=[Depends(get_principal)])
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from core.settings import Settings
 from events.bus import EventBus
+from gateway.auth import Principal, resolve_principal
 from gateway.services import Services
 from storage.artifacts import ArtifactStore
 from storage.jobs import JobStore
@@ -41,3 +42,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+
+
+async def get_principal(
+    request: Request, services: ServicesDep, settings: SettingsDep
+) -> Principal:
+    """The caller, from their API key (or a stream token); 401 when auth is on and there
+    is none. Applied to every /v1 router, so no route can forget it."""
+    principal = await resolve_principal(request, settings, services.auth, services.secret)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -24,6 +24,8 @@ from core.errors import (
     NotFound,
     ScribeError,
     StageFailed,
+    TooManyJobs,
+    Unauthorized,
     UnsupportedMedia,
     UploadTooLarge,
 )
@@ -50,7 +52,9 @@ STATUS: tuple[tuple[type[ScribeError], int], ...] = (
     (UnsupportedMedia, 415),
     (InvalidRequest, 422),
     (BadInput, 400),
+    (Unauthorized, 401),
     (NotFound, 404),
+    (TooManyJobs, 429),
     (Conflict, 409),
     (StageFailed, 422),
     (ServiceUnavailable, 503),

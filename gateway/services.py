@@ -13,6 +13,7 @@ from core.settings import Settings
 from events.bus import EventBus
 from events.queue import make_broker
 from storage.artifacts import ArtifactStore
+from storage.auth import AuthStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
 
@@ -26,6 +27,9 @@ class Services:
     bus: EventBus
     redis: aioredis.Redis
     broker: AsyncBroker
+    auth: AuthStore
+    # Signs stream tokens: settings.auth_secret, else the one kept in the database.
+    secret: str
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:
@@ -36,6 +40,8 @@ class Services:
         redis: aioredis.Redis | None = None
         try:
             await migrate(pool)
+            auth = AuthStore(pool)
+            secret = settings.auth_secret or await auth.server_secret()
             redis = aioredis.Redis.from_url(settings.redis_url)
             broker = make_broker(settings, settings.redis_url)
             await broker.startup()
@@ -52,6 +58,8 @@ class Services:
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             redis=redis,
             broker=broker,
+            auth=auth,
+            secret=secret,
         )
 
     async def close(self) -> None:

@@ -46,11 +46,16 @@ def decode(si: StageInput) -> StoredObject:
     settings = si.state.settings
     with store.local_file(upload_key(si.job.id)) as src:
         info = decode_stage.probe(src)
-        if info.duration_s is not None and info.duration_s > settings.max_duration_s:
+        # The server's limit, or the one of the API key that created the job when lower.
+        limit = settings.max_duration_s
+        if si.job.max_duration_s is not None:
+            limit = min(limit, si.job.max_duration_s)
+        if info.duration_s is not None and info.duration_s > limit:
             raise StageFailed(
                 "decode",
                 f"the recording lasts {info.duration_s / 3600:.1f} h; the limit is "
-                f"{settings.max_duration_s / 3600:.1f} h",
+                f"{limit / 3600:.1f} h"
+                + (f" ({info.duration_s:.1f} s > {limit:.1f} s)" if limit < 3600 else ""),
             )
         si.progress("decode", 0, 1)
         with tempfile.TemporaryDirectory(prefix="scribe-decode-") as tmp:

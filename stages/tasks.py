@@ -85,7 +85,8 @@ async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, 
 
 
 async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    prints = await state.jobs.voiceprints()
+    # Only the job owner's voiceprints: one tenant never names another's people.
+    prints = await state.jobs.voiceprints(job.owner)
     # Enrolling or deleting a person changes the answer, so it changes the key.
     digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
     model = await asyncio.to_thread(state.models.encoder_id)

@@ -11,7 +11,7 @@ import asyncpg
 
 from core.artifacts import STAGES, ArtifactRecord, JobParams
 from core.corrections import Correction
-from core.errors import NotFound
+from core.errors import NotFound, TooManyJobs
 from core.jobs import Job, JobError, Speaker, StageState
 
 
@@ -20,6 +20,19 @@ def _uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         raise NotFound(f"no such id: {value!r}") from None
+
+
+def _owner(owner: str | None) -> uuid.UUID | None:
+    return uuid.UUID(owner) if owner is not None else None
+
+
+# `owner` arguments scope a query to one tenant; None leaves it unscoped (auth off, and the
+# worker, which acts for the job's owner). Another tenant's row reads as missing: NotFound.
+_MINE = "($OWNER::uuid IS NULL OR owner = $OWNER::uuid)"
+
+
+def _mine(n: int) -> str:
+    return _MINE.replace("$OWNER", f"${n}")
 
 
 def _elapsed(start: datetime | None, end: datetime | None) -> float | None:
@@ -64,11 +77,29 @@ class JobStore:
         upload_uri: str,
         upload_sha256: str,
         params: JobParams,
+        owner: str | None = None,
+        max_duration_s: float | None = None,
+        max_active: int | None = None,
     ) -> Job:
+        """Record a queued job. With `max_active`, refuse (TooManyJobs) when the owner
+        already has that many queued or running jobs; checked under a per-owner lock."""
         async with self.pool.acquire() as conn, conn.transaction():
+            if max_active is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs-of:{owner}")
+                active = await conn.fetchval(
+                    "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
+                    " AND status IN ('queued', 'running')",
+                    _owner(owner),
+                )
+                if active >= max_active:
+                    raise TooManyJobs(
+                        f"this key may have {max_active} unfinished job(s) at a time and has"
+                        f" {active}; wait for one to finish, or delete one"
+                    )
             await conn.execute(
                 "INSERT INTO jobs (id, status, filename, content_type, size_bytes, upload_uri,"
-                " upload_sha256, params) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7)",
+                " upload_sha256, params, owner, max_duration_s)"
+                " VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9)",
                 _uuid(job_id),
                 filename,
                 content_type,
@@ -76,6 +107,8 @@ class JobStore:
                 upload_uri,
                 upload_sha256,
                 params.model_dump(exclude_none=True),
+                _owner(owner),
+                max_duration_s,
             )
             await conn.executemany(
                 "INSERT INTO job_stages (job_id, stage, position, status)"
@@ -84,10 +117,22 @@ class JobStore:
             )
         return await self.get_job(job_id)
 
-    async def get_job(self, job_id: str) -> Job:
+    async def active_jobs(self, owner: str | None) -> int:
+        """How many queued or running jobs `owner` has."""
+        async with self.pool.acquire() as conn:
+            value = await conn.fetchval(
+                "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
+                " AND status IN ('queued', 'running')",
+                _owner(owner),
+            )
+        return int(value)
+
+    async def get_job(self, job_id: str, owner: str | None = None) -> Job:
         jid = _uuid(job_id)
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", jid)
+            row = await conn.fetchrow(
+                f"SELECT * FROM jobs WHERE id = $1 AND {_mine(2)}", jid, _owner(owner)
+            )
             if row is None:
                 raise NotFound(f"no job with id {job_id}")
             stages = await conn.fetch(
@@ -95,9 +140,13 @@ class JobStore:
             )
         return self._job(row, stages)
 
-    async def list_jobs(self, limit: int = 50) -> list[Job]:
+    async def list_jobs(self, limit: int = 50, owner: str | None = None) -> list[Job]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM jobs ORDER BY created_at DESC LIMIT $1", limit)
+            rows = await conn.fetch(
+                f"SELECT * FROM jobs WHERE {_mine(2)} ORDER BY created_at DESC LIMIT $1",
+                limit,
+                _owner(owner),
+            )
             stages = await conn.fetch(
                 "SELECT * FROM job_stages WHERE job_id = ANY($1::uuid[]) ORDER BY position",
                 [r["id"] for r in rows],
@@ -107,9 +156,11 @@ class JobStore:
             by_job.setdefault(s["job_id"], []).append(s)
         return [self._job(r, by_job.get(r["id"], [])) for r in rows]
 
-    async def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str, owner: str | None = None) -> None:
         async with self.pool.acquire() as conn:
-            result = await conn.execute("DELETE FROM jobs WHERE id = $1", _uuid(job_id))
+            result = await conn.execute(
+                f"DELETE FROM jobs WHERE id = $1 AND {_mine(2)}", _uuid(job_id), _owner(owner)
+            )
         if result.endswith(" 0"):
             raise NotFound(f"no job with id {job_id}")
 
@@ -289,11 +340,14 @@ class JobStore:
             )
         return _artifact(row) if row else None
 
-    async def list_artifacts(self, job_id: str) -> list[ArtifactRecord]:
+    async def list_artifacts(self, job_id: str, owner: str | None = None) -> list[ArtifactRecord]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT * FROM artifacts WHERE job_id = $1 ORDER BY created_at, stage, version",
+                "SELECT a.* FROM artifacts a JOIN jobs j ON j.id = a.job_id"
+                f" WHERE a.job_id = $1 AND {_mine(2).replace('owner', 'j.owner')}"
+                " ORDER BY a.created_at, a.stage, a.version",
                 _uuid(job_id),
+                _owner(owner),
             )
         return [_artifact(r) for r in rows]
 
@@ -307,88 +361,128 @@ class JobStore:
         embedding: Sequence[float],
         clip_uris: Sequence[str],
         speaker_id: str | None = None,
+        owner: str | None = None,
     ) -> Speaker:
         sid = uuid.UUID(speaker_id) if speaker_id else uuid.uuid4()
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "INSERT INTO speakers (id, name, model, embedding, clip_uris)"
-                " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                "INSERT INTO speakers (id, name, model, embedding, clip_uris, owner)"
+                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
                 sid,
                 name,
                 model,
                 list(embedding),
                 list(clip_uris),
+                _owner(owner),
             )
         assert row is not None
         return self._speaker(row)
 
-    async def list_speakers(self) -> list[Speaker]:
+    async def list_speakers(self, owner: str | None = None) -> list[Speaker]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM speakers ORDER BY name, created_at")
+            rows = await conn.fetch(
+                f"SELECT * FROM speakers WHERE {_mine(1)} ORDER BY name, created_at",
+                _owner(owner),
+            )
         return [self._speaker(r) for r in rows]
 
-    async def voiceprints(self) -> list[tuple[str, str, str, list[float]]]:
-        """(id, name, model, embedding) of every enrolled speaker."""
+    async def set_speaker_owner(self, speaker_id: str, owner: str | None) -> None:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT id, name, model, embedding FROM speakers ORDER BY id")
+            await conn.execute(
+                "UPDATE speakers SET owner = $2 WHERE id = $1", _uuid(speaker_id), _owner(owner)
+            )
+
+    async def voiceprints(
+        self, owner: str | None = None
+    ) -> list[tuple[str, str, str, list[float]]]:
+        """(id, name, model, embedding) of every speaker enrolled by `owner` (a job's
+        owner: None is the single-user owner, never "everyone's")."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, name, model, embedding FROM speakers"
+                " WHERE owner IS NOT DISTINCT FROM $1 ORDER BY id",
+                _owner(owner),
+            )
         return [(str(r["id"]), r["name"], r["model"], list(r["embedding"])) for r in rows]
 
-    async def delete_speaker(self, speaker_id: str) -> Speaker:
+    async def delete_speaker(self, speaker_id: str, owner: str | None = None) -> Speaker:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "DELETE FROM speakers WHERE id = $1 RETURNING *", _uuid(speaker_id)
+                f"DELETE FROM speakers WHERE id = $1 AND {_mine(2)} RETURNING *",
+                _uuid(speaker_id),
+                _owner(owner),
             )
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")
         return self._speaker(row)
 
     async def update_speaker(
-        self, speaker_id: str, *, name: str, model: str, embedding: Sequence[float]
+        self,
+        speaker_id: str,
+        *,
+        name: str,
+        model: str,
+        embedding: Sequence[float],
+        owner: str | None = None,
     ) -> Speaker:
         """Give an enrolled speaker a new name and voiceprint (same id, same clips)."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "UPDATE speakers SET name = $2, model = $3, embedding = $4 WHERE id = $1"
-                " RETURNING *",
+                "UPDATE speakers SET name = $2, model = $3, embedding = $4"
+                f" WHERE id = $1 AND {_mine(5)} RETURNING *",
                 _uuid(speaker_id),
                 name,
                 model,
                 list(embedding),
+                _owner(owner),
             )
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")
         return self._speaker(row)
 
-    async def speaker_voiceprint(self, speaker_id: str) -> tuple[Speaker, list[float]]:
+    async def speaker_voiceprint(
+        self, speaker_id: str, owner: str | None = None
+    ) -> tuple[Speaker, list[float]]:
         """An enrolled speaker and their embedding."""
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM speakers WHERE id = $1", _uuid(speaker_id))
+            row = await conn.fetchrow(
+                f"SELECT * FROM speakers WHERE id = $1 AND {_mine(2)}",
+                _uuid(speaker_id),
+                _owner(owner),
+            )
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")
         return self._speaker(row), list(row["embedding"])
 
     # ------------------------------------------------------------ corrections
 
-    async def add_correction(self, job_id: str, kind: str, payload: dict[str, Any]) -> Correction:
+    async def add_correction(
+        self, job_id: str, kind: str, payload: dict[str, Any], owner: str | None = None
+    ) -> Correction:
         """Record a person's correction to a job's result (the artifacts stay untouched)."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "INSERT INTO corrections (id, job_id, kind, payload) VALUES ($1, $2, $3, $4)"
-                " RETURNING *",
+                "INSERT INTO corrections (id, job_id, kind, payload)"
+                " SELECT $1, id, $3, $4 FROM jobs WHERE id = $2 AND " + _mine(5) + " RETURNING *",
                 uuid.uuid4(),
                 _uuid(job_id),
                 kind,
                 payload,
+                _owner(owner),
             )
-        assert row is not None
+        if row is None:
+            raise NotFound(f"no job with id {job_id}")
         return self._correction(row)
 
-    async def list_corrections(self, job_id: str) -> list[Correction]:
+    async def list_corrections(self, job_id: str, owner: str | None = None) -> list[Correction]:
         """The job's corrections, oldest first: the order they are applied in."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT * FROM corrections WHERE job_id = $1 ORDER BY created_at, id",
+                "SELECT c.* FROM corrections c JOIN jobs j ON j.id = c.job_id"
+                f" WHERE c.job_id = $1 AND {_mine(2).replace('owner', 'j.owner')}"
+                " ORDER BY c.created_at, c.id",
                 _uuid(job_id),
+                _owner(owner),
             )
         return [self._correction(r) for r in rows]
 
@@ -415,6 +509,18 @@ class JobStore:
             created_at=row["created_at"],
         )
 
+    # ------------------------------------------------------------ retention
+
+    async def jobs_created_before(self, cutoff: datetime, limit: int = 500) -> list[str]:
+        """Ids of jobs created before `cutoff`, oldest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM jobs WHERE created_at < $1 ORDER BY created_at LIMIT $2",
+                cutoff,
+                limit,
+            )
+        return [str(r["id"]) for r in rows]
+
     @staticmethod
     def _job(row: asyncpg.Record, stages: Sequence[asyncpg.Record]) -> Job:
         error = None
@@ -436,6 +542,8 @@ class JobStore:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             error=error,
+            owner=str(row["owner"]) if row["owner"] else None,
+            max_duration_s=row["max_duration_s"],
             stages=[
                 StageState(
                     stage=s["stage"],

@@ -106,6 +106,7 @@ def settings(
         redis_url=redis_url,
         redis_prefix=f"scribe-test-{run}",
         storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
+        auth="off",
     )
     yield s
     asyncio.run(_drop_db(pg_admin_dsn, db_name))

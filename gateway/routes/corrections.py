@@ -23,7 +23,7 @@ from core.corrections import (
     check_reassign,
 )
 from core.errors import Conflict, NotFound
-from gateway.deps import JobStoreDep, StoreDep
+from gateway.deps import JobStoreDep, PrincipalDep, StoreDep
 from gateway.errors import InvalidRequest
 from gateway.routes.results import corrected_result
 
@@ -49,8 +49,10 @@ class SpeakerRename(BaseModel):
     response_model=list[ResultSpeaker],
     summary="The speakers of a succeeded job, with their names as corrected",
 )
-async def job_speakers(job_id: str, jobs: JobStoreDep, store: StoreDep) -> list[ResultSpeaker]:
-    return (await corrected_result(jobs, store, job_id)).speakers
+async def job_speakers(
+    job_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+) -> list[ResultSpeaker]:
+    return (await corrected_result(jobs, store, job_id, principal.owner)).speakers
 
 
 @router.patch(
@@ -59,12 +61,18 @@ async def job_speakers(job_id: str, jobs: JobStoreDep, store: StoreDep) -> list[
     summary="Name a speaker of a job everywhere in it; optionally remember their voice",
 )
 async def rename_speaker(
-    job_id: str, label: str, body: SpeakerRename, jobs: JobStoreDep, store: StoreDep
+    job_id: str,
+    label: str,
+    body: SpeakerRename,
+    jobs: JobStoreDep,
+    store: StoreDep,
+    principal: PrincipalDep,
 ) -> ResultSpeaker:
     name = body.name.strip()
     if not name:
         raise InvalidRequest("name: must not be empty")
-    result = await corrected_result(jobs, store, job_id)  # 404 / 409 before anything else
+    owner = principal.owner
+    result = await corrected_result(jobs, store, job_id, owner)  # 404 / 409 before anything
     if not any(s.id == label for s in result.speakers):
         known = ", ".join(s.id for s in result.speakers) or "none"
         raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
@@ -74,7 +82,7 @@ async def rename_speaker(
 
     speaker_id = body.speaker_id
     if speaker_id is not None and not body.remember:
-        await jobs.speaker_voiceprint(speaker_id)  # 404 for an unknown person
+        await jobs.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
     if body.remember:
         diarization = await asyncio.to_thread(
             store.get_json, store.key_of(diarize.uri), Diarization
@@ -88,11 +96,11 @@ async def rename_speaker(
         model = diarization.embedding_model
         if speaker_id is None:
             enrolled = await jobs.create_speaker(
-                name=name, model=model, embedding=cluster.embedding, clip_uris=[]
+                name=name, model=model, embedding=cluster.embedding, clip_uris=[], owner=owner
             )
             speaker_id = enrolled.id
         else:
-            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id)
+            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)
             # Same model: the voiceprint learns from one more recording; another model's
             # embedding is in a different space and is replaced.
             embedding = (
@@ -100,13 +108,15 @@ async def rename_speaker(
                 if enrolled_before.model == model
                 else cluster.embedding
             )
-            await jobs.update_speaker(speaker_id, name=name, model=model, embedding=embedding)
+            await jobs.update_speaker(
+                speaker_id, name=name, model=model, embedding=embedding, owner=owner
+            )
 
     payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
     if speaker_id is not None:
         payload["speaker_id"] = speaker_id
-    await jobs.add_correction(job_id, RENAME_SPEAKER, payload)
-    corrected = await corrected_result(jobs, store, job_id)
+    await jobs.add_correction(job_id, RENAME_SPEAKER, payload, owner)
+    corrected = await corrected_result(jobs, store, job_id, owner)
     return next(s for s in corrected.speakers if s.id == label)
 
 
@@ -115,9 +125,11 @@ async def rename_speaker(
     response_model=list[Correction],
     summary="The corrections made to a job's result, oldest first",
 )
-async def list_corrections(job_id: str, jobs: JobStoreDep) -> list[Correction]:
-    await jobs.get_job(job_id)
-    return await jobs.list_corrections(job_id)
+async def list_corrections(
+    job_id: str, jobs: JobStoreDep, principal: PrincipalDep
+) -> list[Correction]:
+    await jobs.get_job(job_id, principal.owner)
+    return await jobs.list_corrections(job_id, principal.owner)
 
 
 # ---------------------------------------------------------------- reassign words, fix text
@@ -156,9 +168,9 @@ CorrectionBody = Annotated[ReassignBody | FixTextBody, Field(discriminator="kind
     summary="Correct a job's result: reassign a segment or words to a speaker, fix text",
 )
 async def add_correction(
-    job_id: str, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep
+    job_id: str, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
 ) -> Correction:
-    result = await corrected_result(jobs, store, job_id)  # 404 / 409 first
+    result = await corrected_result(jobs, store, job_id, principal.owner)  # 404 / 409 first
     payload: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
     try:
         if body.kind == REASSIGN:
@@ -170,4 +182,4 @@ async def add_correction(
     merge = await jobs.current_artifact(job_id, "merge")
     if merge is not None:  # the indices mean something only for this merged result
         payload["merge_sha256"] = merge.sha256
-    return await jobs.add_correction(job_id, body.kind, payload)
+    return await jobs.add_correction(job_id, body.kind, payload, principal.owner)

@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from core.artifacts import STAGES, JobParams
-from core.errors import BadInput, Conflict, NotFound
+from core.errors import BadInput, Conflict, NotFound, TooManyJobs
 from core.events import JobEvent
 from core.jobs import Job
 from core.settings import Settings
 from events.queue import build_pipeline, stages_from
-from gateway.deps import BusDep, JobStoreDep, ServicesDep, SettingsDep, StoreDep
+from gateway.auth import Principal
+from gateway.deps import BusDep, JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
@@ -92,6 +93,12 @@ async def enqueue(services: Services, job_id: str, first_stage: str) -> None:
     await build_pipeline(services.broker, first_stage).kiq(job_id)
 
 
+def upload_limit(settings: Settings, principal: Principal) -> int:
+    """The server's upload limit, or the key's when that is lower."""
+    own = principal.max_upload_bytes
+    return min(settings.max_upload_bytes, own) if own is not None else settings.max_upload_bytes
+
+
 _UPLOAD_FORM: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -123,11 +130,19 @@ _UPLOAD_FORM: dict[str, Any] = {
     openapi_extra=_UPLOAD_FORM,
 )
 async def create_job(
-    request: Request, services: ServicesDep, settings: SettingsDep
+    request: Request, services: ServicesDep, settings: SettingsDep, principal: PrincipalDep
 ) -> JSONResponse:
     # The body is read by hand (streamed to storage), so no form parameters are declared.
-    limit = settings.max_upload_bytes
+    limit = upload_limit(settings, principal)
     check_content_length(request, limit)
+    max_active = principal.max_concurrent_jobs
+    if max_active is not None:  # refused before the upload is read; checked again on insert
+        active = await services.jobs.active_jobs(principal.owner)
+        if active >= max_active:
+            raise TooManyJobs(
+                f"this key may have {max_active} unfinished job(s) at a time and has"
+                f" {active}; wait for one to finish, or delete one"
+            )
     job_id = str(uuid.uuid4())
     key = upload_key(job_id)
 
@@ -156,6 +171,9 @@ async def create_job(
             upload_uri=stored.uri,
             upload_sha256=stored.sha256,
             params=params,
+            owner=principal.owner,
+            max_duration_s=principal.max_duration_s,
+            max_active=max_active,
         )
     await enqueue(services, job_id, "decode")
     return accepted(settings, job_id, "queued")
@@ -163,21 +181,23 @@ async def create_job(
 
 @router.get("", response_model=list[Job], summary="Recent jobs, newest first")
 async def list_jobs(
-    jobs: JobStoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    jobs: JobStoreDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[Job]:
-    return await jobs.list_jobs(limit)
+    return await jobs.list_jobs(limit, owner=principal.owner)
 
 
 @router.get("/{job_id}", response_model=Job, summary="A job and its stages")
-async def get_job(job_id: str, jobs: JobStoreDep) -> Job:
-    return await jobs.get_job(job_id)
+async def get_job(job_id: str, jobs: JobStoreDep, principal: PrincipalDep) -> Job:
+    return await jobs.get_job(job_id, principal.owner)
 
 
 @router.delete("/{job_id}", status_code=204, summary="Delete a job, its files and events")
-async def delete_job(job_id: str, jobs: JobStoreDep, store: StoreDep, bus: BusDep) -> Response:
-    await jobs.get_job(job_id)  # 404 before touching anything
+async def delete_job(
+    job_id: str, jobs: JobStoreDep, store: StoreDep, bus: BusDep, principal: PrincipalDep
+) -> Response:
+    await jobs.get_job(job_id, principal.owner)  # 404 before touching anything
     await asyncio.to_thread(store.delete_prefix, job_prefix(job_id))
-    await jobs.delete_job(job_id)
+    await jobs.delete_job(job_id, principal.owner)
     await bus.delete(job_id)
     return Response(status_code=204)
 
@@ -193,9 +213,10 @@ async def replay_stage(
     stage: str,
     services: ServicesDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     body: ReplayRequest | None = None,
 ) -> JSONResponse:
-    job = await services.jobs.get_job(job_id)
+    job = await services.jobs.get_job(job_id, principal.owner)
     if stage not in STAGES:
         raise NotFound(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     busy = Conflict("job is still running; wait for it to finish before replaying a stage")

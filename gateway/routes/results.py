@@ -10,6 +10,7 @@ from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
@@ -17,7 +18,8 @@ from core.corrections import apply_corrections
 from core.errors import BadInput, Conflict, NotFound
 from core.events import TERMINAL_EVENTS, JobEvent
 from core.jobs import Job
-from gateway.deps import BusDep, JobStoreDep, StoreDep
+from gateway.auth import STREAM_TOKEN_TTL_S, stream_token
+from gateway.deps import BusDep, JobStoreDep, PrincipalDep, ServicesDep, StoreDep
 from storage.artifacts import ArtifactStore
 from storage.jobs import JobStore
 
@@ -56,10 +58,14 @@ async def job_events(
     job_id: str,
     jobs: JobStoreDep,
     bus: BusDep,
+    principal: PrincipalDep,
     after: Annotated[str | None, Query(description="resume after this event id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    token: Annotated[
+        str | None, Query(description="a stream token, for clients that cannot send headers")
+    ] = None,
 ) -> EventSourceResponse:
-    job = await jobs.get_job(job_id)
+    job = await jobs.get_job(job_id, principal.owner)
     resume = last_event_id or after
     if resume is not None and not _EVENT_ID.fullmatch(resume):
         raise BadInput(f"{resume!r} is not an event id (expected something like 1700000000000-0)")
@@ -82,16 +88,38 @@ async def job_events(
     return EventSourceResponse(stream(), ping=PING_S)
 
 
-async def corrected_result(jobs: JobStore, store: ArtifactStore, job_id: str) -> MeetingResult:
+class StreamToken(BaseModel):
+    token: str
+    expires_in: int
+
+
+@router.post(
+    "/{job_id}/events/token",
+    response_model=StreamToken,
+    summary="A short-lived token for the job's events and audio, sent as ?token=",
+)
+async def job_stream_token(
+    job_id: str, jobs: JobStoreDep, services: ServicesDep, principal: PrincipalDep
+) -> StreamToken:
+    # EventSource and <audio> cannot send an Authorization header: this token stands in
+    # for the key on those two routes of this one job, for ten minutes.
+    await jobs.get_job(job_id, principal.owner)
+    token = stream_token(services.secret, job_id, principal.owner)
+    return StreamToken(token=token, expires_in=STREAM_TOKEN_TTL_S)
+
+
+async def corrected_result(
+    jobs: JobStore, store: ArtifactStore, job_id: str, owner: str | None = None
+) -> MeetingResult:
     """The merged result of a succeeded job with the job's corrections applied."""
-    job = await jobs.get_job(job_id)
+    job = await jobs.get_job(job_id, owner)
     if job.status != "succeeded":
         raise _not_ready(job)
     record = await jobs.current_artifact(job_id, "merge")
     if record is None:
         raise NotFound(f"job {job_id} succeeded but has no merged result recorded")
     result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
-    return apply_corrections(result, await jobs.list_corrections(job_id))
+    return apply_corrections(result, await jobs.list_corrections(job_id, owner))
 
 
 def _not_ready(job: Job) -> Conflict:
@@ -114,9 +142,10 @@ async def job_result(
     job_id: str,
     jobs: JobStoreDep,
     store: StoreDep,
+    principal: PrincipalDep,
     fmt: Annotated[ResultFormat, Query(alias="format")] = "json",
 ) -> Response:
-    result = await corrected_result(jobs, store, job_id)
+    result = await corrected_result(jobs, store, job_id, principal.owner)
     from core.formats import render  # written beside the pipeline; no model imports
 
     body, media_type = render(result, fmt)
@@ -131,9 +160,11 @@ async def job_result(
     response_model=list[ArtifactRecord],
     summary="Every artifact of the job with its provenance (inputs, model, parameters)",
 )
-async def job_artifacts(job_id: str, jobs: JobStoreDep) -> list[ArtifactRecord]:
-    await jobs.get_job(job_id)
-    return await jobs.list_artifacts(job_id)
+async def job_artifacts(
+    job_id: str, jobs: JobStoreDep, principal: PrincipalDep
+) -> list[ArtifactRecord]:
+    await jobs.get_job(job_id, principal.owner)
+    return await jobs.list_artifacts(job_id, principal.owner)
 
 
 # ---------------------------------------------------------------- audio
@@ -209,8 +240,17 @@ def ranged_stream(store: ArtifactStore, key: str, range_header: str | None) -> R
     responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "a byte range"}},
     response_class=Response,
 )
-async def job_audio(job_id: str, request: Request, jobs: JobStoreDep, store: StoreDep) -> Response:
-    job = await jobs.get_job(job_id)
+async def job_audio(
+    job_id: str,
+    request: Request,
+    jobs: JobStoreDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    token: Annotated[
+        str | None, Query(description="a stream token, for clients that cannot send headers")
+    ] = None,
+) -> Response:
+    job = await jobs.get_job(job_id, principal.owner)
     record = await jobs.current_artifact(job_id, "decode")
     if record is None:
         if job.status == "failed":

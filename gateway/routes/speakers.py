@@ -17,9 +17,10 @@ from taskiq.kicker import AsyncKicker
 
 from core.errors import BadInput, StageFailed
 from core.jobs import Speaker
-from gateway.deps import JobStoreDep, ServicesDep, SettingsDep, StoreDep
+from gateway.deps import JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.multipart import MultipartReceiver, check_content_length
+from gateway.routes.jobs import upload_limit
 
 router = APIRouter(prefix="/v1/speakers", tags=["speakers"])
 
@@ -62,9 +63,9 @@ _ENROLL_FORM: dict[str, Any] = {
     openapi_extra=_ENROLL_FORM,
 )
 async def enroll_speaker(
-    request: Request, services: ServicesDep, settings: SettingsDep
+    request: Request, services: ServicesDep, settings: SettingsDep, principal: PrincipalDep
 ) -> JSONResponse:
-    limit = settings.max_upload_bytes
+    limit = upload_limit(settings, principal)
     check_content_length(request, limit)
     speaker_id = str(uuid.uuid4())
 
@@ -105,6 +106,9 @@ async def enroll_speaker(
             message = getattr(err, "message", None) or str(err) or "enrollment failed"
             raise StageFailed("enroll", message)
     speaker = Speaker.model_validate(result.return_value)
+    if principal.owner is not None:
+        # The worker creates the row; the gateway, which knows the caller, gives it its owner.
+        await services.jobs.set_speaker_owner(speaker.id, principal.owner)
     return JSONResponse(
         speaker.model_dump(mode="json"),
         status_code=201,
@@ -113,16 +117,19 @@ async def enroll_speaker(
 
 
 @router.get("", response_model=list[Speaker], summary="Enrolled speakers")
-async def list_speakers(jobs: JobStoreDep) -> list[Speaker]:
+async def list_speakers(jobs: JobStoreDep, principal: PrincipalDep) -> list[Speaker]:
     current = await jobs.current_embedding_model()
-    speakers = await jobs.list_speakers()
+    speakers = await jobs.list_speakers(principal.owner)
     if current is None:
         return speakers
     return [s.model_copy(update={"stale": s.model != current}) for s in speakers]
 
 
 @router.delete("/{speaker_id}", status_code=204, summary="Forget a speaker and their clips")
-async def delete_speaker(speaker_id: str, jobs: JobStoreDep, store: StoreDep) -> Response:
-    await jobs.delete_speaker(speaker_id)  # NotFound (404) for unknown or malformed ids
+async def delete_speaker(
+    speaker_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+) -> Response:
+    # NotFound (404) for unknown or malformed ids, and for another tenant's speaker
+    await jobs.delete_speaker(speaker_id, principal.owner)
     await asyncio.to_thread(store.delete_prefix, speaker_prefix(speaker_id))
     return Response(status_code=204)

@@ -143,6 +143,7 @@ def settings_for(servers: Servers, root: Path, name: str) -> Settings:
         database_url=servers.database_url,
         redis_url=servers.redis.url,
         redis_prefix=f"restart-{name}-{uuid.uuid4().hex[:6]}",
+        auth="off",  # these tests are about restarts, not API keys
         storage=StorageSettings(protocol="file", root=str(root / "artifacts")),
         lease_ttl_s=4.0,
         reaper_interval_s=1.0,

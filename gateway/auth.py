@@ -1,0 +1,113 @@
+"""Who is asking: an API key (header), or a short-lived signed token for one job's event
+stream and audio (EventSource and <audio> cannot send headers).
+
+With auth off every request is the single-user owner (`Principal.owner` None), which the
+job store reads as "unscoped".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from core.errors import Unauthorized
+from core.settings import Settings
+from storage.auth import AuthStore
+
+STREAM_TOKEN_TTL_S = 600
+# The routes a stream token opens (besides the job it names): nothing else.
+STREAM_ROUTES = ("/events", "/audio")
+
+
+@dataclass(frozen=True)
+class Principal:
+    owner: str | None = None  # tenant id; None: the single-user owner (auth off)
+    key_id: str | None = None
+    max_upload_bytes: int | None = None
+    max_duration_s: float | None = None
+    max_concurrent_jobs: int | None = None
+
+
+SINGLE_USER = Principal()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+
+
+def stream_token(secret: str, job_id: str, owner: str | None, *, now: float | None = None) -> str:
+    """A token good for `job_id`'s events and audio for STREAM_TOKEN_TTL_S seconds."""
+    expires = int((now if now is not None else time.time()) + STREAM_TOKEN_TTL_S)
+    payload = f"{job_id}|{owner or ''}|{expires}"
+    return f"{_b64(payload.encode())}.{_sign(secret, payload)}"
+
+
+def check_stream_token(
+    secret: str, token: str, job_id: str, *, now: float | None = None
+) -> str | None:
+    """The owner a valid, unexpired token for `job_id` was issued to; Unauthorized else."""
+    bad = Unauthorized("the stream token is invalid or has expired; ask for a new one")
+    try:
+        encoded, signature = token.split(".", 1)
+        payload = _unb64(encoded).decode()
+        token_job, owner, expires = payload.split("|")
+        expiry = int(expires)
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not hmac.compare_digest(signature, _sign(secret, payload)):
+        raise bad
+    if token_job != job_id or expiry < (now if now is not None else time.time()):
+        raise bad
+    return owner or None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+async def resolve_principal(
+    request: Request, settings: Settings, auth: AuthStore, secret: str
+) -> Principal:
+    if not settings.auth_enabled:
+        return SINGLE_USER
+    token = _bearer(request)
+    if token is not None:
+        key = await auth.authenticate(token)
+        if key is None:
+            raise Unauthorized("the API key is unknown or has been revoked")
+        return Principal(
+            owner=key.tenant_id,
+            key_id=key.id,
+            max_upload_bytes=key.max_upload_bytes,
+            max_duration_s=key.max_duration_s,
+            max_concurrent_jobs=key.max_concurrent_jobs,
+        )
+    stream = request.query_params.get("token")
+    job_id = request.path_params.get("job_id")
+    if stream and job_id and request.url.path.endswith(STREAM_ROUTES):
+        owner = check_stream_token(secret, stream, str(job_id))
+        if owner is None:  # issued with auth off: it scopes nothing, so it opens nothing
+            raise Unauthorized("the stream token is invalid or has expired; ask for a new one")
+        return Principal(owner=owner)
+    raise Unauthorized(
+        "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    )
