@@ -67,13 +67,55 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// ---- API key: only when the server asks for one (auth on). Kept in this browser only.
+
+const KEY_STORE = "scribe.apiKey";
+
+function apiKey() {
+  try { return localStorage.getItem(KEY_STORE) || ""; } catch { return ""; }
+}
+
+function withKey(headers) {
+  const key = apiKey();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}
+
+function showKeyField(message) {
+  let box = $("api-key");
+  if (!box) {
+    const input = el("input", { id: "api-key-input", type: "password", autocomplete: "off", placeholder: "scr_…" });
+    input.value = apiKey();
+    box = el("form", { id: "api-key", class: "api-key", style: "display:flex;gap:.5rem;align-items:center;margin:.5rem 0" },
+      el("label", {}, "API key ", input),
+      el("button", { type: "submit", class: "quiet", text: "Save" }),
+      el("span", { id: "api-key-status", class: "status", role: "status" }));
+    box.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      try {
+        if (value) localStorage.setItem(KEY_STORE, value); else localStorage.removeItem(KEY_STORE);
+      } catch { /* storage disabled: the key lasts until the page is left */ }
+      setStatus($("api-key-status"), value ? "Saved." : "Cleared.");
+      refreshJobs(); refreshPeople(); route();
+    });
+    document.querySelector("header.top").append(box);
+  }
+  if (message) setStatus($("api-key-status"), message, true);
+}
+
+// EventSource and <audio> cannot send headers: a short-lived token stands in for the key.
+async function streamToken(id) {
+  return (await api(`/v1/jobs/${id}/events/token`, { method: "POST" })).token;
+}
+
 async function api(path, options = {}) {
   const res = await fetch(path, {
     ...options,
-    headers: options.body ? { "Content-Type": "application/json", ...options.headers } : options.headers,
+    headers: withKey(options.body ? { "Content-Type": "application/json", ...options.headers } : options.headers),
   });
   if (res.status === 204) return null;
   const body = await res.json().catch(() => null);
+  if (res.status === 401) showKeyField(body?.error?.message || "This server needs an API key.");
   if (!res.ok) throw new ApiError(res.status, body?.error?.message || `the server answered ${res.status}`);
   return body;
 }
@@ -114,6 +156,7 @@ form.addEventListener("submit", (e) => {
   const bar = $("upload-progress"), submit = $("submit");
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/jobs");
+  if (apiKey()) xhr.setRequestHeader("Authorization", `Bearer ${apiKey()}`);
   xhr.upload.onprogress = (ev) => {
     if (!ev.lengthComputable) return;
     bar.value = ev.loaded / ev.total;
@@ -130,6 +173,7 @@ form.addEventListener("submit", (e) => {
       refreshJobs();
       location.hash = `#/jobs/${body.id}`;
     } else {
+      if (xhr.status === 401) showKeyField(body?.error?.message);
       setStatus(status, `Upload refused: ${body?.error?.message || `the server answered ${xhr.status}`}`, true);
     }
   };
@@ -324,8 +368,16 @@ function applyStageStates(job) {
 
 function follow(after) {
   const mine = current;
+  if (!apiKey()) { followWith(mine, after, null); return; }
+  streamToken(mine.id).then((token) => { if (current === mine) followWith(mine, after, token); }, () => {});
+}
+
+function followWith(mine, after, token) {
   const id = mine.id;
-  const url = `/v1/jobs/${id}/events${after ? `?after=${encodeURIComponent(after)}` : ""}`;
+  const query = new URLSearchParams();
+  if (after) query.set("after", after);
+  if (token) query.set("token", token);
+  const url = `/v1/jobs/${id}/events${query.toString() ? `?${query}` : ""}`;
   const source = new EventSource(url);
   mine.source = source;
   const on = (type, fn) => source.addEventListener(type, (m) => {
@@ -443,14 +495,30 @@ async function loadResult(job) {
   }
   if (current !== mine) return;
   const player = $("player");
-  const src = `/v1/jobs/${job.id}/audio`;
+  let src = `/v1/jobs/${job.id}/audio`;
+  if (apiKey()) {
+    try { src += `?token=${encodeURIComponent(await streamToken(job.id))}`; } catch { /* the player says */ }
+    if (current !== mine) return;
+  }
   if (player.getAttribute("src") !== src) player.setAttribute("src", src);
   $("downloads").replaceChildren(...FORMATS.map((f) => el("a", {
     href: `/v1/jobs/${job.id}/result?format=${f}`, download: `${(job.filename || job.id).replace(/\.[^.]+$/, "")}.${f}`,
     text: f.toUpperCase(), "aria-label": `Download as ${f.toUpperCase()}`,
+    onclick: apiKey() ? (e) => downloadWithKey(e, `/v1/jobs/${job.id}/result?format=${f}`, e.currentTarget.download) : null,
   })));
   renderResult(result);
   $("result").hidden = false;
+}
+
+// A link cannot send the key: fetch the file with it, then save what came back.
+async function downloadWithKey(e, path, name) {
+  e.preventDefault();
+  const res = await fetch(path, { headers: withKey({}) });
+  if (!res.ok) { alert(`The download failed (the server answered ${res.status}).`); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: url, download: name });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 function renderResult(result) {
@@ -598,6 +666,19 @@ function loop() { highlight(); frame = player.paused ? 0 : requestAnimationFrame
 player.addEventListener("play", () => { if (!frame) frame = requestAnimationFrame(loop); });
 player.addEventListener("seeked", () => highlight(true));
 player.addEventListener("timeupdate", () => highlight());
+// With a key, the audio's token expires after ten minutes: take a new one where it stopped.
+let audioRetriedAt = 0;
+player.addEventListener("error", async () => {
+  const mine = current;
+  if (!apiKey() || !mine?.job || Date.now() - audioRetriedAt < 60000) return;
+  audioRetriedAt = Date.now();
+  const at = player.currentTime;
+  let token;
+  try { token = await streamToken(mine.job.id); } catch { return; }
+  if (current !== mine) return;
+  player.setAttribute("src", `/v1/jobs/${mine.job.id}/audio?token=${encodeURIComponent(token)}`);
+  player.currentTime = at;
+});
 
 // ---------------------------------------------------------------- known voices
 
@@ -620,6 +701,7 @@ async function refreshPeople() {
 
 // ---------------------------------------------------------------- start
 
+if (apiKey()) showKeyField();
 refreshJobs();
 refreshPeople();
 route();
