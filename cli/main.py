@@ -64,12 +64,30 @@ ServerOpt = Annotated[
 ]
 FORMATS = ("txt", "json", "srt", "vtt")
 
+# Set by the app callback from --api-key / SCRIBE_API_KEY: the key for `--server`.
+_api_key: str | None = None
+
+
+@app.callback()
+def _options(
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SCRIBE_API_KEY",
+            help="API key for a server with auth on (see `scribe keys create`).",
+        ),
+    ] = None,
+) -> None:
+    global _api_key
+    _api_key = api_key
+
 
 @contextlib.contextmanager
 def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient]:
     """A client of `server`, or of a whole system started here for this command."""
     if server:
-        with ScribeClient(server) as client:
+        with ScribeClient(server, api_key=_api_key) as client:
             yield client
         return
     from cli.local import LocalSystem

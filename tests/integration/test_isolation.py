@@ -18,6 +18,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from cli.client import ScribeClient
 from core.settings import Settings
 from gateway.app import create_app, sweep_once
 from gateway.auth import stream_token
@@ -360,6 +361,9 @@ async def test_keys_command(
     token = created.strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/v1/jobs", headers=headers)).status_code == 200
+    # `scribe --api-key` (or SCRIBE_API_KEY) sends it the same way.
+    with ScribeClient("http://scribe", api_key=token) as cli_client:
+        assert cli_client.http.headers["Authorization"] == f"Bearer {token}"
 
     listed = await asyncio.to_thread(invoke, "keys", "list")
     assert name in listed and token not in listed
