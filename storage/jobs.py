@@ -608,16 +608,20 @@ class JobStore:
             )
         return str(value) if value is not None else None
 
-    async def identify_feedback(self, kind: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    async def identify_feedback(
+        self, kind: str, owner: str | None = None
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
         """(uri of the job's current identify artifact, its corrections of `kind` oldest
-        first) for every job with at least one such correction."""
+        first) for every job (of `owner`) with at least one such correction."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT a.uri, jsonb_agg(c.payload ORDER BY c.created_at, c.id) AS payloads"
                 " FROM corrections c"
+                " JOIN jobs j ON j.id = c.job_id"
                 " JOIN job_stages s ON s.job_id = c.job_id AND s.stage = 'identify'"
                 " JOIN artifacts a ON a.id = s.artifact_id"
-                " WHERE c.kind = $1 GROUP BY a.uri",
+                f" WHERE c.kind = $1 AND {_mine(2).replace('owner', 'j.owner')} GROUP BY a.uri",
                 kind,
+                _owner(owner),
             )
         return [(r["uri"], list(r["payloads"])) for r in rows]

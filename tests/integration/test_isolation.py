@@ -19,11 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.client import ScribeClient
+from core.artifacts import Identification, SpeakerMatch
 from core.settings import Settings
 from gateway.app import create_app, sweep_once
 from gateway.auth import stream_token
 from gateway.services import Services
-from storage.artifacts import job_prefix
+from storage.artifacts import artifact_dir, job_prefix
 from tests.integration.test_corrections_api import FinishedJob, finished_job, wav_bytes
 
 
@@ -235,6 +236,47 @@ async def test_voiceprints_are_per_tenant(
     assert (await client.delete(f"/v1/speakers/{bobs.id}", headers=bob.headers)).status_code == 204
     for v in await services.jobs.voiceprints(bob.id):
         await services.jobs.delete_speaker(v[0])
+
+
+async def test_accuracy_metrics_are_per_tenant(
+    client: httpx.AsyncClient, services: Services, alice: Tenant, bob: Tenant
+) -> None:
+    model = f"tenant-encoder@{uuid.uuid4().hex[:8]}"
+    job = await owned_job(services, bob)
+    ident = Identification(
+        threshold=0.6,
+        embedding_model=model,
+        matches=[SpeakerMatch(label="S1", speaker_id="vp", name="Bo", score=0.9)],
+    )
+    stored = services.store.put_json(
+        f"{artifact_dir(job.id, 'identify', 'k4')}/artifact.json", ident
+    )
+    rec = await services.jobs.record_artifact(
+        job_id=job.id,
+        stage="identify",
+        key="k4",
+        uri=stored.uri,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        params={},
+        model=model,
+        inputs=[],
+        started_at=None,
+        finished_at=None,
+        worker="test",
+    )
+    await services.jobs.stage_succeeded(job.id, "identify", rec.id, reused=False)
+    renamed = await client.patch(
+        f"/v1/jobs/{job.id}/speakers/S1", json={"name": "Bo"}, headers=bob.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+
+    def models(resp: httpx.Response) -> list[str]:
+        assert resp.status_code == 200, resp.text
+        return [m["embedding_model"] for m in resp.json()]
+
+    assert model in models(await client.get("/v1/metrics/accuracy", headers=bob.headers))
+    assert model not in models(await client.get("/v1/metrics/accuracy", headers=alice.headers))
 
 
 # ---------------------------------------------------------------- stream tokens
