@@ -1,0 +1,1 @@
+"""Benchmarks: system overhead, upload acceptance and SSE latency (see bench/README.md)."""
