@@ -206,6 +206,11 @@ class ModelManager:
                 started = time.perf_counter()
                 self._loaded[name] = load()
                 self.load_times[name] = time.perf_counter() - started
+                # A loaded model is hundreds of thousands of long-lived objects: move them out
+                # of the collector's sight, or every gc.collect() after a task walks them all
+                # (0.4-0.6 s per stage on CPU with the default models).
+                gc.collect()
+                gc.freeze()
             return self._loaded[name]  # type: ignore[return-value]
 
     def loaded(self) -> list[str]:
@@ -222,7 +227,14 @@ class ModelManager:
         engines' names."""
         resident = set(self.settings.models.resident)
         unloaded = [n for n in list(self._loaded) if n not in resident and self.unload(n)]
-        gc.collect()
+        if unloaded:
+            # The unloaded model's objects sit in the frozen generation: thaw, collect, and
+            # freeze again what the remaining models still hold.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+        else:
+            gc.collect()
         torch = sys.modules.get("torch")  # only if a model already imported it
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
