@@ -93,6 +93,10 @@ def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient
     from cli.local import LocalSystem
 
     settings = Settings()
+    if settings.auth == "auto":
+        # A gateway of this command alone, on loopback, by someone who holds the database
+        # URL (and so every row already): no key to ask for.
+        settings = settings.model_copy(update={"auth": "off"})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_file = settings.data_dir / "worker.log"
     with err.status("Starting Scribe locally (database, queue, worker)…"):

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from cli.client import ScribeClient
 from core.artifacts import Identification, SpeakerMatch
 from core.settings import Settings
-from gateway.app import create_app, sweep_once
+from gateway.app import create_app, retention_sweeper, sweep_once
 from gateway.auth import stream_token
 from gateway.services import Services
 from storage.artifacts import artifact_dir, job_prefix
@@ -376,6 +376,24 @@ async def test_retention_sweep_deletes_old_jobs(
     assert code(resp) == (404, "not_found")
     assert not [p for p in Path(services.store.path(job_prefix(old.id))).rglob("*") if p.is_file()]
     assert (await client.get(f"/v1/jobs/{recent.id}", headers=alice.headers)).status_code == 200
+
+
+async def test_the_gateway_sweeps_at_startup(
+    services: Services, auth_settings: Settings, alice: Tenant
+) -> None:
+    old = await owned_job(services, alice)
+    async with services.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET created_at = now() - interval '3 days' WHERE id = $1",
+            uuid.UUID(old.id),
+        )
+    keep_two_days = auth_settings.model_copy(update={"retention_days": 2.0})
+    async with retention_sweeper(keep_two_days, services):
+        for _ in range(100):
+            if not await services.jobs.jobs_created_before(datetime.now(UTC) - timedelta(days=2)):
+                break
+            await asyncio.sleep(0.05)
+    assert old.id not in [j.id for j in await services.jobs.list_jobs(500, owner=alice.id)]
 
 
 # ---------------------------------------------------------------- the keys command
