@@ -93,6 +93,19 @@ async def enqueue(services: Services, job_id: str, first_stage: str) -> None:
     await build_pipeline(services.broker, first_stage).kiq(job_id)
 
 
+async def check_active_jobs(services: Services, principal: Principal) -> None:
+    """TooManyJobs (429) when the key's tenant has as many unfinished jobs as it may."""
+    max_active = principal.max_concurrent_jobs
+    if max_active is None:
+        return
+    active = await services.jobs.active_jobs(principal.owner)
+    if active >= max_active:
+        raise TooManyJobs(
+            f"this key may have {max_active} unfinished job(s) at a time and has"
+            f" {active}; wait for one to finish, or delete one"
+        )
+
+
 def upload_limit(settings: Settings, principal: Principal) -> int:
     """The server's upload limit, or the key's when that is lower."""
     own = principal.max_upload_bytes
@@ -136,13 +149,8 @@ async def create_job(
     limit = upload_limit(settings, principal)
     check_content_length(request, limit)
     max_active = principal.max_concurrent_jobs
-    if max_active is not None:  # refused before the upload is read; checked again on insert
-        active = await services.jobs.active_jobs(principal.owner)
-        if active >= max_active:
-            raise TooManyJobs(
-                f"this key may have {max_active} unfinished job(s) at a time and has"
-                f" {active}; wait for one to finish, or delete one"
-            )
+    # Refused before the upload is read; checked again, atomically, when the job is recorded.
+    await check_active_jobs(services, principal)
     job_id = str(uuid.uuid4())
     key = upload_key(job_id)
 
@@ -225,6 +233,7 @@ async def replay_stage(
     params = None
     if body is not None and body.params:
         params = check_language(merge_params(job.params, body.params))
+    await check_active_jobs(services, principal)  # a replay is a job running again
     # One conditional update: of two concurrent replays, one is queued and the other gets 409.
     if not await LeaseStore(services.pool).requeue_if_finished(job_id, stages_from(stage)):
         raise busy

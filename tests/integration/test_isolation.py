@@ -329,6 +329,10 @@ async def test_concurrent_jobs_limit(client: httpx.AsyncClient, services: Servic
     second = await upload(client, tenant)
     assert code(second) == (429, "too_many_jobs")
     assert "1 unfinished job" in second.json()["error"]["message"]
+    # Nor may a finished job be replayed meanwhile.
+    done = await owned_job(services, tenant)
+    replay = await client.post(f"/v1/jobs/{done.id}/stages/merge/replay", headers=tenant.headers)
+    assert code(replay) == (429, "too_many_jobs")
     # Once the first has finished, another is accepted.
     await services.jobs.job_succeeded(first.json()["id"])
     assert (await upload(client, tenant)).status_code == 202
