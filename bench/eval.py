@@ -265,7 +265,7 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
     from cli.local import LocalSystem
     from core.artifacts import Diarization, Identification, Transcript
     from stages import merge
-    from stages.merge import SMOOTH_MAX_RUN_S
+    from stages.merge import SMOOTH_TRY_S
     from storage.artifacts import ArtifactStore
 
     out: dict[str, Any] = {"files": {}}
@@ -314,7 +314,7 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                     rec["turns"] = [(t.start, t.end, t.speaker) for t in d.turns]
                     if "transcribe" in arts:  # both merge rules on the same inputs
                         tr = store.get_json(store.key_of(arts["transcribe"]["uri"]), Transcript)
-                        for rule, run_s in (("nearest", 0.0), ("smoothed", SMOOTH_MAX_RUN_S)):
+                        for rule, run_s in (("nearest", 0.0), ("smoothed", SMOOTH_TRY_S)):
                             m = merge.run(job["id"], tr.duration_s, tr, d, None, {},
                                           smooth_max_run_s=run_s)
                             rec[f"words_{rule}"] = [w.model_dump() for seg in m.segments
@@ -423,6 +423,11 @@ def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: fl
 # ---------------------------------------------------------------- scoring and report
 
 
+def _gold(row: Row) -> bool:
+    """A gold transcript (manifest ref_quality), not an upstream recogniser's output."""
+    return row.name == SAMPLE or row.fields.get("ref_quality", "").startswith("gold")
+
+
 def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
           enrolled: set[str]) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
@@ -447,6 +452,9 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
                     f[f"wer_{who}"] = errors / n if n else math.nan
                     add(f"wer_err_{who}", errors)
                     add(f"wer_n_{who}", n)
+                    if _gold(row):
+                        add(f"wer_gold_err_{who}", errors)
+                        add(f"wer_gold_n_{who}", n)
             if "asr_wall_s" in d:
                 f["rtf_direct_asr"] = d["asr_wall_s"] / f["duration_s"]
         if row.ref_rttm is not None:
@@ -492,6 +500,9 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
         "wer_system": ratio("wer_err_system", "wer_n_system"),
         "wer_direct": ratio("wer_err_direct", "wer_n_direct"),
         "ref_words": sum(pooled.get("wer_n_system", [])),
+        "wer_gold_system": ratio("wer_gold_err_system", "wer_gold_n_system"),
+        "wer_gold_direct": ratio("wer_gold_err_direct", "wer_gold_n_direct"),
+        "ref_words_gold": sum(pooled.get("wer_gold_n_system", [])),
         "word_speaker_accuracy": ratio("ws_correct", "ws_words"),
         "word_speaker_nearest": ratio("ws_correct_nearest", "ws_words_nearest"),
         "word_speaker_smoothed": ratio("ws_correct_smoothed", "ws_words_smoothed"),
@@ -527,7 +538,9 @@ def markdown(report: dict[str, Any]) -> str:
                  pct(f.get("wer_direct")), num(f.get("rtf_system"), 2),
                  num(f.get("rtf_system_processing"), 2), num(f.get("rtf_direct_asr"), 2)]
                 for f in files if "wer_system" in f or "wer_direct" in f]
-    asr_rows.append([f"**pooled** ({o['ref_words']} ref words)", "", pct(o["wer_system"]),
+    asr_rows.append([f"**pooled, gold refs** ({o['ref_words_gold']} words)", "",
+                     pct(o["wer_gold_system"]), pct(o["wer_gold_direct"]), "", "", ""])
+    asr_rows.append([f"**pooled, all** ({o['ref_words']} ref words)", "", pct(o["wer_system"]),
                      pct(o["wer_direct"]), num(o.get("rtf_system"), 2),
                      num(o.get("rtf_system_processing"), 2), ""])
     parts = ["WER (normalised: lowercase, punctuation stripped, apostrophes kept, whitespace "

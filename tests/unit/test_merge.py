@@ -158,12 +158,12 @@ def test_a_short_run_inside_a_sentence_takes_the_sentences_speaker() -> None:
                 ("end", 1.0, 1.3), ("today.", 1.3, 1.9), ("Right.", 2.5, 2.9))
     )
     d = diarization((0.0, 0.8, "S1"), (0.8, 1.3, "S2"), (1.3, 2.2, "S1"), (2.2, 3.0, "S2"))
-    assert [(s.speaker, s.text) for s in merged(t, d).segments] == [
+    smoothed = merge.run("job-1", 10.0, t, d, None, {}, smooth_max_run_s=1.0)
+    assert [(s.speaker, s.text) for s in smoothed.segments] == [
         ("S1", "We reached the end today."),
         ("S2", "Right."),
     ]
-    unsmoothed = merge.run("job-1", 10.0, t, d, None, {}, smooth_max_run_s=0)
-    assert [s.speaker for s in unsmoothed.segments] == ["S1", "S2", "S1", "S2"]
+    assert [s.speaker for s in merged(t, d).segments] == ["S1", "S2", "S1", "S2"]  # default
 
 
 def test_a_long_run_or_a_sentence_of_its_own_is_kept() -> None:
@@ -175,7 +175,8 @@ def test_a_long_run_or_a_sentence_of_its_own_is_kept() -> None:
     d = diarization((0.0, 0.5, "S1"), (0.5, 2.0, "S2"), (2.0, 3.25, "S1"), (3.25, 3.65, "S2"),
                     (3.65, 5.0, "S1"))
     # "think" lasts 1.5 s: long enough to be believed; "Yes." is a sentence of its own.
-    assert [(s.speaker, s.text) for s in merged(t, d).segments] == [
+    smoothed = merge.run("job-1", 10.0, t, d, None, {}, smooth_max_run_s=1.0)
+    assert [(s.speaker, s.text) for s in smoothed.segments] == [
         ("S1", "So I"), ("S2", "think"), ("S1", "we should go."), ("S2", "Yes."),
         ("S1", "Fine then."),
     ]
