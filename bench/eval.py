@@ -284,8 +284,8 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                 for name, clips in enroll.items():
                     client.enroll(name, clips)
                 out["enrolled"] = sorted(enroll)
-            if rows:  # the first job loads the models: a warm-up, not scored
-                warm = client.submit(rows[0].path, {})
+            if rows and not args.no_warmup:  # the first job loads the models: not scored
+                warm = client.submit(min(rows, key=lambda r: r.duration_s).path, {})
                 _wait(client, warm["id"], args.job_timeout)
             for row in rows:
                 t0 = time.perf_counter()
@@ -629,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="3 ASR clips, sample.wav, meeting_4spk")
     p.add_argument("--no-sample", action="store_true", help="leave out pyannote's sample.wav")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="no unscored warm-up job (the first file then pays the model loading)")
     p.add_argument("--no-direct", action="store_true", help="skip the direct-library pass")
     p.add_argument("--enroll", type=int, default=DEFAULT_ENROLL,
                    help="enroll the first N speakers of mix/enrollment.tsv (0: none)")
