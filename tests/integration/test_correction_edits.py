@@ -110,3 +110,26 @@ async def test_accuracy_metrics_count_confirmations_and_corrections(
         "corrected_unnamed": 1,
         "confirmation_rate": 0.5,
     }]
+
+
+async def test_voiceprints_of_another_model_are_listed_stale(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    current = f"current-encoder@{uuid.uuid4().hex[:8]}"
+    job = await finished_job(services)
+    ident = Identification(threshold=0.6, embedding_model=current, matches=[])
+    stored = services.store.put_json(f"{artifact_dir(job.id, 'identify', 'k5')}/a.json", ident)
+    rec = await services.jobs.record_artifact(
+        job_id=job.id, stage="identify", key="k5", uri=stored.uri, sha256=stored.sha256,
+        size_bytes=stored.size_bytes, params={}, model=current, inputs=[], started_at=None,
+        finished_at=None, worker="test",
+    )
+    await services.jobs.stage_succeeded(job.id, "identify", rec.id, reused=False)
+    old = await services.jobs.create_speaker(
+        name="Old Print", model="older-encoder@1", embedding=[1.0, 0.0], clip_uris=[]
+    )
+    new = await services.jobs.create_speaker(
+        name="New Print", model=current, embedding=[1.0, 0.0], clip_uris=[]
+    )
+    listed = {s["id"]: s["stale"] for s in (await client.get("/v1/speakers")).json()}
+    assert listed[old.id] is True and listed[new.id] is False
