@@ -102,8 +102,9 @@ async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
     jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
     job_id = await new_job(jobs)
     assert isinstance(await leases.acquire(job_id, "decode", "w", ttl_s=5), LeaseGrant)
-    assert await leases.succeed(job_id, "decode", "w", await record(jobs, job_id, "decode"),
-                                reused=False)
+    assert await leases.succeed(
+        job_id, "decode", "w", await record(jobs, job_id, "decode"), reused=False
+    )
     # Killed before queueing diarize: nothing runs, nothing moves.
     assert job_id not in [s.job_id for s in await leases.stalled(stall_after_s=60)]
     await asyncio.sleep(0.3)
@@ -118,8 +119,9 @@ async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyn
     job_id = await new_job(jobs)
     for stage in ("decode", "diarize", "transcribe", "identify", "merge"):
         assert isinstance(await leases.acquire(job_id, stage, "w", ttl_s=5), LeaseGrant)
-        assert await leases.succeed(job_id, stage, "w", await record(jobs, job_id, stage),
-                                    reused=False)
+        assert await leases.succeed(
+            job_id, stage, "w", await record(jobs, job_id, stage), reused=False
+        )
     assert (await jobs.get_job(job_id)).status == "succeeded"
     await asyncio.sleep(0.05)
     assert job_id in await leases.unpublished_terminal(older_than_s=0.0)
