@@ -178,10 +178,11 @@ def calibrate(
 
 def markdown(r: dict[str, Any]) -> str:
     d = r["details"]
+    n_imp = d["best_wrong" if d.get("rule") == "open-set" else "different"]["n"]
     lines = [
         f"Model `{r['model']}`: threshold **{r['threshold']:.3f}** for a target FAR of "
         f"{100 * r['target_far']:g} %: FAR {100 * r['far']:.2f} % "
-        f"({round(r['far'] * d['different']['n'])}/{d['different']['n']}), "
+        f"({round(r['far'] * n_imp)}/{n_imp}), "
         f"FRR {100 * r['frr']:.2f} % ({round(r['frr'] * d['same']['n'])}/{d['same']['n']}); "
         f"{len(d['speakers'])} speakers, {d['test_utterances']} test utterances, "
         f"top-1 without threshold {100 * d['top1_unthresholded']:.1f} %. Rule: {d['rule']}; "
