@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from core.settings import Settings, StorageSettings
+from tests.databases import create_database, database_url, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"
@@ -67,30 +68,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.shutdown()
 
 
-def _with_db(dsn: str, name: str) -> str:
-    parts = up.urlsplit(dsn)
-    if parts.path.startswith("/") and parts.netloc:
-        return up.urlunsplit(parts._replace(path=f"/{name}"))
-    # unix-socket DSN such as postgresql:///postgres?host=/tmp/...
-    return up.urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _create_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def settings(
     pg_admin_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -98,18 +75,18 @@ def settings(
     """Settings for this test run: own database, own Redis prefix, own storage root."""
     run = uuid.uuid4().hex[:10]
     db_name = f"scribe_test_{run}"
-    asyncio.run(_create_db(pg_admin_dsn, db_name))
+    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("scribe-data")
     s = Settings(
         data_dir=data_dir,
-        database_url=_with_db(pg_admin_dsn, db_name),
+        database_url=database_url(pg_admin_dsn, db_name),
         redis_url=redis_url,
         redis_prefix=f"scribe-test-{run}",
         storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         auth="off",
     )
     yield s
-    asyncio.run(_drop_db(pg_admin_dsn, db_name))
+    asyncio.run(drop_database(pg_admin_dsn, db_name))
     r = redis.Redis.from_url(redis_url)
     keys = list(r.scan_iter(f"{s.redis_prefix}*")) + list(
         r.scan_iter(f"autoclaim:{s.redis_prefix}*")

@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import pytest
 import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
+from tests.databases import create_database, drop_database
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -91,22 +91,6 @@ def run_async(coro: Callable[[], Coroutine[object, object, None]]) -> None:
     off_loop(lambda: asyncio.run(coro()))
 
 
-async def _create_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def page_system(
     settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
@@ -115,7 +99,7 @@ def page_system(
     assert settings.redis_url
     suffix = "page"
     db_name = f"{settings.redis_prefix.replace('-', '_')}_{suffix}"
-    run_async(lambda: _create_db(pg_admin_dsn, db_name))
+    run_async(lambda: create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("scribe-page")
     own = settings.model_copy(
         update={
@@ -142,7 +126,7 @@ def page_system(
             if proc is not None:  # the worker's process group is its own; end what is left
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-            run_async(lambda: _drop_db(pg_admin_dsn, db_name))
+            run_async(lambda: drop_database(pg_admin_dsn, db_name))
             r = redis.Redis.from_url(settings.redis_url)
             keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
                 r.scan_iter(f"autoclaim:{own.redis_prefix}*")

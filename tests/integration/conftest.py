@@ -17,19 +17,18 @@ import json
 import os
 import signal
 import time
-import urllib.parse as up
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
+from tests.databases import create_database, database_url, drop_database
 
 TERMINAL = ("job.succeeded", "job.failed")
 LOG_TAIL_LINES = 60
@@ -211,26 +210,6 @@ class ScribeAPI:
 # ---------------------------------------------------------------- fixtures
 
 
-async def _create_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _db_url(dsn: str, name: str) -> str:
-    return up.urlunsplit(up.urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="session")
 def system_settings(
     settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
@@ -239,18 +218,18 @@ def system_settings(
     assert settings.redis_url
     suffix = "sys"
     db_name = f"{settings.redis_prefix.replace('-', '_')}_{suffix}"
-    asyncio.run(_create_db(pg_admin_dsn, db_name))
+    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("scribe-system")
     own = settings.model_copy(
         update={
             "data_dir": data_dir,
-            "database_url": _db_url(pg_admin_dsn, db_name),
+            "database_url": database_url(pg_admin_dsn, db_name),
             "redis_prefix": f"{settings.redis_prefix}-{suffix}",
             "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         }
     )
     yield own
-    asyncio.run(_drop_db(pg_admin_dsn, db_name))
+    asyncio.run(drop_database(pg_admin_dsn, db_name))
     r = redis.Redis.from_url(settings.redis_url)
     keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
         r.scan_iter(f"autoclaim:{own.redis_prefix}*")
