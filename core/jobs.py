@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -54,6 +55,15 @@ class Job(BaseModel):
     max_duration_s: float | None = Field(default=None, exclude=True)
 
 
+@dataclass(frozen=True)
+class Consent:
+    """Who agreed to their voice being kept as a voiceprint, when, and a free note."""
+
+    by: str
+    at: datetime
+    note: str | None = None
+
+
 class Speaker(BaseModel):
     """An enrolled person and their voiceprint (embedding kept out of API answers)."""
 
@@ -63,6 +73,14 @@ class Speaker(BaseModel):
     num_clips: int
     clip_uris: list[str] = Field(default_factory=list)
     created_at: datetime
+    # Governance: who consented to the voice being kept, when, and a note (e.g. "signed
+    # form 2026-03"); where the voiceprint came from ("clips" or "job:<job id>:<label>");
+    # when it stops being used and is deleted with its clips. None: not recorded / never.
+    consent_by: str | None = None
+    consent_at: datetime | None = None
+    consent_note: str | None = None
+    source: str | None = None
+    expires_at: datetime | None = None
     # Made by another embedding model than the one identify now uses: ignored until the
     # person is enrolled again (the listing sets it; False when no identify ran yet).
     stale: bool = False

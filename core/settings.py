@@ -118,8 +118,11 @@ class Settings(BaseSettings):
     auth_secret: str | None = None
     # Jobs (and their artifacts) older than this many days are deleted. None: keep all.
     retention_days: float | None = None
-    # How often the gateway looks for jobs past retention.
+    # How often the gateway looks for jobs past retention and voiceprints past expiry.
     retention_interval_s: float = 3600.0
+    # Refuse to enroll a voiceprint (from clips or from a job) unless `consent_by` names
+    # the person who agreed to it.
+    voiceprint_require_consent: bool = False
 
     @property
     def auth_enabled(self) -> bool:

@@ -18,7 +18,7 @@ from gateway import errors
 from gateway.deps import get_principal
 from gateway.routes import corrections, health, jobs, metrics, results, speakers
 from gateway.services import Services
-from storage.retention import sweep_expired
+from storage.retention import sweep_expired, sweep_expired_voiceprints
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("scribe.gateway")
@@ -31,12 +31,15 @@ async def sweep_once(services: Services, retention_days: float | None) -> list[s
     )
 
 
+async def sweep_voiceprints_once(services: Services) -> list[str]:
+    """Delete the voiceprints past their expiry and their enrollment clips."""
+    return await sweep_expired_voiceprints(services.jobs, services.store)
+
+
 @asynccontextmanager
 async def retention_sweeper(settings: Settings, services: Services) -> AsyncIterator[None]:
-    """With retention_days set: a sweep at startup, then every retention_interval_s."""
-    if settings.retention_days is None:
-        yield
-        return
+    """A sweep at startup, then every retention_interval_s: jobs past retention_days (when
+    set) and voiceprints past their own expiry (any voiceprint may carry one)."""
 
     async def loop() -> None:
         while True:
@@ -44,6 +47,10 @@ async def retention_sweeper(settings: Settings, services: Services) -> AsyncIter
                 await sweep_once(services, settings.retention_days)
             except Exception:  # a failed sweep is retried at the next interval
                 log.exception("retention sweep failed")
+            try:
+                await sweep_voiceprints_once(services)
+            except Exception:
+                log.exception("voiceprint expiry sweep failed")
             await asyncio.sleep(settings.retention_interval_s)
 
     task = asyncio.create_task(loop(), name="retention")

@@ -199,6 +199,11 @@ class ArtifactStore:
             self.fs.rm_file(self.path(key))
 
 
+def speaker_prefix(speaker_id: str) -> str:
+    """Where an enrolled speaker's clips are kept."""
+    return f"speakers/{speaker_id}"
+
+
 def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}"
 

@@ -12,7 +12,7 @@ import asyncpg
 from core.artifacts import STAGES, ArtifactRecord, JobParams
 from core.corrections import Correction
 from core.errors import NotFound, TooManyJobs
-from core.jobs import Job, JobError, Speaker, StageState
+from core.jobs import Consent, Job, JobError, Speaker, StageState
 
 
 def _uuid(value: str) -> uuid.UUID:
@@ -362,18 +362,27 @@ class JobStore:
         clip_uris: Sequence[str],
         speaker_id: str | None = None,
         owner: str | None = None,
+        source: str | None = "clips",
+        consent: Consent | None = None,
+        expires_at: datetime | None = None,
     ) -> Speaker:
         sid = uuid.UUID(speaker_id) if speaker_id else uuid.uuid4()
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "INSERT INTO speakers (id, name, model, embedding, clip_uris, owner)"
-                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                "INSERT INTO speakers (id, name, model, embedding, clip_uris, owner, source,"
+                " consent_by, consent_at, consent_note, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
                 sid,
                 name,
                 model,
                 list(embedding),
                 list(clip_uris),
                 _owner(owner),
+                source,
+                consent.by if consent else None,
+                consent.at if consent else None,
+                consent.note if consent else None,
+                expires_at,
             )
         assert row is not None
         return self._speaker(row)
@@ -392,15 +401,52 @@ class JobStore:
                 "UPDATE speakers SET owner = $2 WHERE id = $1", _uuid(speaker_id), _owner(owner)
             )
 
+    async def set_speaker_governance(
+        self,
+        speaker_id: str,
+        *,
+        owner: str | None,
+        consent: Consent | None,
+        expires_at: datetime | None,
+    ) -> Speaker:
+        """Owner, consent and expiry of a voiceprint the worker just created (the gateway
+        knows the caller and the form; the worker only computes the embedding)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "UPDATE speakers SET owner = $2, consent_by = $3, consent_at = $4,"
+                " consent_note = $5, expires_at = $6 WHERE id = $1 RETURNING *",
+                _uuid(speaker_id),
+                _owner(owner),
+                consent.by if consent else None,
+                consent.at if consent else None,
+                consent.note if consent else None,
+                expires_at,
+            )
+        if row is None:
+            raise NotFound(f"no enrolled speaker with id {speaker_id}")
+        return self._speaker(row)
+
+    async def speakers_expired_at(self, now: datetime, limit: int = 500) -> list[Speaker]:
+        """Voiceprints whose `expires_at` is at or before `now`, every owner's."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM speakers WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                now,
+                limit,
+            )
+        return [self._speaker(r) for r in rows]
+
     async def voiceprints(
         self, owner: str | None = None
     ) -> list[tuple[str, str, str, list[float]]]:
         """(id, name, model, embedding) of every speaker enrolled by `owner` (a job's
         owner: None is the single-user owner, never "everyone's")."""
         async with self.pool.acquire() as conn:
+            # An expired voiceprint is never used, even before the sweep deletes it.
             rows = await conn.fetch(
                 "SELECT id, name, model, embedding FROM speakers"
-                " WHERE owner IS NOT DISTINCT FROM $1 ORDER BY id",
+                " WHERE owner IS NOT DISTINCT FROM $1"
+                " AND (expires_at IS NULL OR expires_at > now()) ORDER BY id",
                 _owner(owner),
             )
         return [(str(r["id"]), r["name"], r["model"], list(r["embedding"])) for r in rows]
@@ -424,17 +470,28 @@ class JobStore:
         model: str,
         embedding: Sequence[float],
         owner: str | None = None,
+        consent: Consent | None = None,
+        expires_at: datetime | None = None,
     ) -> Speaker:
-        """Give an enrolled speaker a new name and voiceprint (same id, same clips)."""
+        """Give an enrolled speaker a new name and voiceprint (same id, same clips, same
+        source); consent and expiry are replaced only when given."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "UPDATE speakers SET name = $2, model = $3, embedding = $4"
+                "UPDATE speakers SET name = $2, model = $3, embedding = $4,"
+                " consent_by = COALESCE($6, consent_by),"
+                " consent_at = CASE WHEN $6::text IS NULL THEN consent_at ELSE $7 END,"
+                " consent_note = CASE WHEN $6::text IS NULL THEN consent_note ELSE $8 END,"
+                " expires_at = COALESCE($9, expires_at)"
                 f" WHERE id = $1 AND {_mine(5)} RETURNING *",
                 _uuid(speaker_id),
                 name,
                 model,
                 list(embedding),
                 _owner(owner),
+                consent.by if consent else None,
+                consent.at if consent else None,
+                consent.note if consent else None,
+                expires_at,
             )
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")
@@ -507,6 +564,11 @@ class JobStore:
             num_clips=len(row["clip_uris"]),
             clip_uris=list(row["clip_uris"]),
             created_at=row["created_at"],
+            consent_by=row["consent_by"],
+            consent_at=row["consent_at"],
+            consent_note=row["consent_note"],
+            source=row["source"],
+            expires_at=row["expires_at"],
         )
 
     # ------------------------------------------------------------ retention

@@ -1,4 +1,5 @@
-"""Retention: jobs older than `retention_days` are deleted with every artifact they made."""
+"""Retention: jobs older than `retention_days` are deleted with every artifact they made;
+voiceprints past their `expires_at` are deleted with their enrollment clips."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from core.errors import NotFound
-from storage.artifacts import ArtifactStore, job_prefix
+from core.jobs import Speaker
+from storage.artifacts import ArtifactStore, job_prefix, speaker_prefix
 from storage.jobs import JobStore
 
 log = logging.getLogger("scribe.retention")
@@ -42,3 +44,45 @@ async def sweep_expired(
                 await on_deleted(job_id)
             deleted.append(job_id)
         log.info("retention: deleted %d job(s) older than %s days", len(batch), retention_days)
+
+
+def delete_voiceprint_files(store: ArtifactStore, speaker: Speaker) -> list[str]:
+    """Delete every enrollment clip of `speaker` (each recorded clip, then whatever else is
+    under its folder); returns the clip keys that are still there (none, unless the store
+    failed silently), so callers can refuse to report a deletion that did not happen."""
+    keys: list[str] = []
+    for uri in speaker.clip_uris:
+        try:
+            keys.append(store.key_of(uri))
+        except ValueError:
+            log.warning("voiceprint %s: clip %s is not in this store", speaker.id, uri)
+    for key in keys:
+        store.delete(key)
+    store.delete_prefix(speaker_prefix(speaker.id))
+    return [k for k in keys if store.exists(k)]
+
+
+async def sweep_expired_voiceprints(
+    jobs: JobStore, store: ArtifactStore, *, now: datetime | None = None
+) -> list[str]:
+    """Delete every voiceprint whose `expires_at` has passed (clips first, then the row,
+    so a crash in between leaves a row to find next time); returns their ids."""
+    cutoff = now or datetime.now(UTC)
+    deleted: list[str] = []
+    tried: set[str] = set()
+    while True:
+        batch = [s for s in await jobs.speakers_expired_at(cutoff) if s.id not in tried]
+        if not batch:
+            return deleted
+        for speaker in batch:
+            tried.add(speaker.id)
+            left = await asyncio.to_thread(delete_voiceprint_files, store, speaker)
+            if left:  # the row stays, so the next sweep tries again
+                log.error("voiceprint %s: clips not deleted: %s", speaker.id, ", ".join(left))
+                continue
+            try:
+                await jobs.delete_speaker(speaker.id)
+            except NotFound:
+                pass  # deleted meanwhile by its owner
+            deleted.append(speaker.id)
+        log.info("retention: deleted %d expired voiceprint(s)", len(batch))

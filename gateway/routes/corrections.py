@@ -7,6 +7,7 @@ the result route applies them on every read, so one rename shows in every format
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
@@ -23,9 +24,11 @@ from core.corrections import (
     check_reassign,
 )
 from core.errors import Conflict, NotFound
-from gateway.deps import JobStoreDep, PrincipalDep, StoreDep
+from core.jobs import Speaker
+from gateway.deps import JobStoreDep, PrincipalDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest
 from gateway.routes.results import corrected_result
+from gateway.routes.speakers import MAX_CONSENT_BY, MAX_CONSENT_NOTE, check_expiry, consent_from
 
 router = APIRouter(prefix="/v1/jobs", tags=["corrections"])
 
@@ -41,6 +44,16 @@ class SpeakerRename(BaseModel):
     speaker_id: str | None = Field(
         default=None,
         description="an enrolled speaker this is; with `remember`, their voiceprint is updated",
+    )
+    consent_by: str | None = Field(
+        default=None,
+        max_length=MAX_CONSENT_BY,
+        description="with `remember`: who consented to their voice being kept",
+    )
+    consent_note: str | None = Field(default=None, max_length=MAX_CONSENT_NOTE)
+    expires_at: datetime | None = Field(
+        default=None,
+        description="with `remember`: delete the voiceprint after this instant",
     )
 
 
@@ -67,10 +80,16 @@ async def rename_speaker(
     jobs: JobStoreDep,
     store: StoreDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> ResultSpeaker:
     name = body.name.strip()
     if not name:
         raise InvalidRequest("name: must not be empty")
+    if not body.remember and (body.consent_by or body.consent_note or body.expires_at):
+        raise InvalidRequest(
+            "consent_by, consent_note and expires_at go with remember: true (they describe"
+            " the voiceprint kept)"
+        )
     owner = principal.owner
     result = await corrected_result(jobs, store, job_id, owner)  # 404 / 409 before anything
     if not any(s.id == label for s in result.speakers):
@@ -84,6 +103,18 @@ async def rename_speaker(
     if speaker_id is not None and not body.remember:
         await jobs.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
     if body.remember:
+        enrolled_before: Speaker | None = None
+        old: list[float] = []
+        if speaker_id is not None:
+            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)  # 404
+        # A voiceprint that already records consent keeps it when none is given now.
+        had_consent = enrolled_before is not None and enrolled_before.consent_by is not None
+        consent = consent_from(
+            body.consent_by,
+            body.consent_note,
+            required=settings.voiceprint_require_consent and not had_consent,
+        )
+        expires_at = check_expiry(body.expires_at)
         diarization = await asyncio.to_thread(
             store.get_json, store.key_of(diarize.uri), Diarization
         )
@@ -94,13 +125,19 @@ async def rename_speaker(
                 " (too little clear speech); the name is not saved"
             )
         model = diarization.embedding_model
-        if speaker_id is None:
+        if enrolled_before is None:
             enrolled = await jobs.create_speaker(
-                name=name, model=model, embedding=cluster.embedding, clip_uris=[], owner=owner
+                name=name,
+                model=model,
+                embedding=cluster.embedding,
+                clip_uris=[],
+                owner=owner,
+                source=f"job:{job_id}:{label}",
+                consent=consent,
+                expires_at=expires_at,
             )
             speaker_id = enrolled.id
         else:
-            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)
             # Same model: the voiceprint learns from one more recording; another model's
             # embedding is in a different space and is replaced.
             embedding = (
@@ -109,7 +146,13 @@ async def rename_speaker(
                 else cluster.embedding
             )
             await jobs.update_speaker(
-                speaker_id, name=name, model=model, embedding=embedding, owner=owner
+                enrolled_before.id,
+                name=name,
+                model=model,
+                embedding=embedding,
+                owner=owner,
+                consent=consent,
+                expires_at=expires_at,
             )
 
     payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,9 +291,7 @@ def test_second_job_does_not_load_models_again(
     first = api.first_job
     assert first is not None
 
-    started = time.monotonic()
     job_id, events = api.run(audio_dir / "jfk" / "jfk.flac")
-    wall_s = time.monotonic() - started
     assert events[-1].type == "job.succeeded", [e.data for e in events[-3:]]
 
     job = api.job(job_id)
@@ -310,7 +307,6 @@ def test_second_job_does_not_load_models_again(
     work = second["diarize"]["elapsed_s"] + second["transcribe"]["elapsed_s"]
     work_first = before["diarize"]["elapsed_s"] + before["transcribe"]["elapsed_s"]
     assert work < work_first, (work, work_first)
-    assert wall_s < 60, f"an 11 s clip took {wall_s:.1f} s end to end"
 
 
 # ---------------------------------------------------------------- 3. French
