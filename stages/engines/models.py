@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib.util
+import logging
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from core.settings import Settings
 from stages.engines.base import Diarizer, SpeakerEncoder, Transcriber
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 WHISPER_BASE_SIZE = 145_217_532
 WHISPER_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -120,12 +122,24 @@ class ModelManager:
 
     # ------------------------------------------------------------ ids, without loading
 
+    def fake(self) -> bool:
+        """`models.engine == "fake"`: the named fakes, for the orchestration benchmark only."""
+        return self.settings.models.engine == "fake"
+
     def transcriber_id(self) -> str:
+        if self.fake():
+            from stages.engines.fake import FakeTranscriber
+
+            return FakeTranscriber.model_id
         from stages.engines.whisper import whisper_model_id
 
         return whisper_model_id(self.asr_dir(), self._fingerprints)
 
     def diarizer_id(self) -> str:
+        if self.fake():
+            from stages.engines.fake import FakeDiarizer
+
+            return FakeDiarizer.model_id
         from stages.engines import pyannote as pa
 
         m = self.settings.models
@@ -140,6 +154,10 @@ class ModelManager:
         )
 
     def encoder_id(self) -> str:
+        if self.fake():
+            from stages.engines.fake import FakeEncoder
+
+            return FakeEncoder.model_id
         from stages.engines import pyannote as pa
 
         if self.settings.models.diarization_pipeline_dir is not None:
@@ -150,6 +168,10 @@ class ModelManager:
 
     def transcriber(self) -> Transcriber:
         def load() -> Transcriber:
+            if self.fake():
+                from stages.engines.fake import bench_transcriber
+
+                return bench_transcriber()
             from stages.engines.whisper import FasterWhisperTranscriber
 
             m = self.settings.models
@@ -165,6 +187,10 @@ class ModelManager:
 
     def diarizer(self) -> Diarizer:
         def load() -> Diarizer:
+            if self.fake():
+                from stages.engines.fake import bench_diarizer
+
+                return bench_diarizer()
             from stages.engines.pyannote import PyannoteDiarizer
 
             m = self.settings.models
@@ -187,6 +213,10 @@ class ModelManager:
 
     def encoder(self) -> SpeakerEncoder:
         def load() -> SpeakerEncoder:
+            if self.fake():
+                from stages.engines.fake import FakeEncoder
+
+                return FakeEncoder()
             from stages.engines.pyannote import CamppEncoder, PipelineEncoder, PyannoteDiarizer
 
             if self.settings.models.diarization_pipeline_dir is not None:
@@ -206,6 +236,7 @@ class ModelManager:
                 started = time.perf_counter()
                 self._loaded[name] = load()
                 self.load_times[name] = time.perf_counter() - started
+                log.info("model loaded: %s in %.3f s", name, self.load_times[name])
                 # A loaded model is hundreds of thousands of long-lived objects: move them out
                 # of the collector's sight, or every gc.collect() after a task walks them all
                 # (0.4-0.6 s per stage on CPU with the default models).
