@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(log_file.read_text()[-4000:], file=sys.stderr)
                 raise
             loads = load_times(log_file)
+        # The system's figures first, so a long baseline that is interrupted loses only itself.
+        write_json(args.out, {"bench": "long", "partial": True, "system": system})
         base = None
         if not args.no_baseline:
             print("baseline: loading models ...", file=sys.stderr)
