@@ -27,7 +27,8 @@ import redis
 
 from cli.local import LocalSystem, WorkerProcess, free_port
 from core.settings import Settings, StorageSettings
-from tests.integration.conftest import ScribeAPI, SSEvent, _create_db, _db_url, _drop_db, log_tail
+from tests.databases import create_database, database_url, drop_database
+from tests.integration.conftest import ScribeAPI, SSEvent, log_tail
 
 SHORT_AUDIO = Path("misc") / "english.wav"  # 2.7 s of speech: a whole job in seconds
 
@@ -54,12 +55,12 @@ def isolated_settings(
     def make(**update: Any) -> Settings:
         tag = uuid.uuid4().hex[:8]
         db_name = f"{settings.redis_prefix.replace('-', '_')}_deploy_{tag}"
-        asyncio.run(_create_db(pg_admin_dsn, db_name))
+        asyncio.run(create_database(pg_admin_dsn, db_name))
         data_dir = tmp_path / f"data-{tag}"
         data_dir.mkdir()
         values: dict[str, Any] = {
             "data_dir": data_dir,
-            "database_url": _db_url(pg_admin_dsn, db_name),
+            "database_url": database_url(pg_admin_dsn, db_name),
             "redis_prefix": f"{settings.redis_prefix}-deploy-{tag}",
             "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         }
@@ -70,7 +71,7 @@ def isolated_settings(
 
     yield make
     for db_name, own in made:
-        asyncio.run(_drop_db(pg_admin_dsn, db_name))
+        asyncio.run(drop_database(pg_admin_dsn, db_name))
         assert own.redis_url
         r = redis.Redis.from_url(own.redis_url)
         keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
