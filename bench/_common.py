@@ -329,3 +329,22 @@ class CpuMeter:
             "ours_cores": ours / wall if wall else math.nan,
             "other_cores": max(total - ours, 0.0) / wall if wall else math.nan,
         }
+
+
+def submit_and_follow(
+    client: Any, path: Path, content_type: str = "application/octet-stream"
+) -> tuple[str, str]:
+    """Upload `path` as a job over HTTP and follow its SSE stream to the terminal event;
+    returns (job id, type of the last event)."""
+    with open(path, "rb") as f:
+        resp = client.post("/v1/jobs", files={"file": (path.name, f, content_type)})
+    if resp.status_code != 202:
+        raise RuntimeError(f"upload failed: {resp.status_code} {resp.text}")
+    job_id: str = resp.json()["id"]
+    last = ""
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as stream:
+        for ev in parse_sse_lines(stream.iter_lines()):
+            last = json.loads(ev["data"])["type"]
+            if last in ("job.succeeded", "job.failed"):
+                break
+    return job_id, last

@@ -12,7 +12,6 @@ recipe + faster-whisper called directly (bench/overhead.py's Baseline) on the sa
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ from bench._common import (
     fmt,
     infra_note,
     md_table,
-    parse_sse_lines,
+    submit_and_follow,
     write_json,
 )
 from bench.overhead import (
@@ -94,17 +93,7 @@ class RssPoller:
 
 def run_job(client: Any, path: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
-    with open(path, "rb") as f:
-        resp = client.post("/v1/jobs", files={"file": (path.name, f, "application/octet-stream")})
-    if resp.status_code != 202:
-        raise RuntimeError(f"upload failed: {resp.status_code} {resp.text}")
-    job_id = resp.json()["id"]
-    last = ""
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as stream:
-        for ev in parse_sse_lines(stream.iter_lines()):
-            last = json.loads(ev["data"])["type"]
-            if last in ("job.succeeded", "job.failed"):
-                break
+    job_id, last = submit_and_follow(client, path)
     wall = time.perf_counter() - t0
     job = client.get(f"/v1/jobs/{job_id}").json()
     if last != "job.succeeded":

@@ -15,7 +15,6 @@ one job after another: the per-job cost of the work itself.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -31,8 +30,8 @@ from bench._common import (
     fmt,
     infra_note,
     md_table,
-    parse_sse_lines,
     pct,
+    submit_and_follow,
     write_json,
 )
 from bench.overhead import make_copy, wait_worker_ready
@@ -44,17 +43,7 @@ def _ts(s: str) -> float:
 
 def run_job(client: Any, path: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
-    with open(path, "rb") as f:
-        resp = client.post("/v1/jobs", files={"file": (path.name, f, "audio/wav")})
-    if resp.status_code != 202:
-        raise RuntimeError(f"upload failed: {resp.status_code} {resp.text}")
-    job_id = resp.json()["id"]
-    last = ""
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as stream:
-        for ev in parse_sse_lines(stream.iter_lines()):
-            last = json.loads(ev["data"])["type"]
-            if last in ("job.succeeded", "job.failed"):
-                break
+    job_id, last = submit_and_follow(client, path, "audio/wav")
     t1 = time.perf_counter()
     if last != "job.succeeded":
         raise RuntimeError(f"job {job_id} did not succeed: {last}")
