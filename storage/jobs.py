@@ -61,6 +61,13 @@ def _artifact(row: asyncpg.Record) -> ArtifactRecord:
     )
 
 
+def _consent_values(consent: Consent | None) -> tuple[str | None, datetime | None, str | None]:
+    """(consent_by, consent_at, consent_note) column values, all None without consent."""
+    if consent is None:
+        return None, None, None
+    return consent.by, consent.at, consent.note
+
+
 class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -379,9 +386,7 @@ class JobStore:
                 list(clip_uris),
                 _owner(owner),
                 source,
-                consent.by if consent else None,
-                consent.at if consent else None,
-                consent.note if consent else None,
+                *_consent_values(consent),
                 expires_at,
             )
         assert row is not None
@@ -417,9 +422,7 @@ class JobStore:
                 " consent_note = $5, expires_at = $6 WHERE id = $1 RETURNING *",
                 _uuid(speaker_id),
                 _owner(owner),
-                consent.by if consent else None,
-                consent.at if consent else None,
-                consent.note if consent else None,
+                *_consent_values(consent),
                 expires_at,
             )
         if row is None:
@@ -488,9 +491,7 @@ class JobStore:
                 model,
                 list(embedding),
                 _owner(owner),
-                consent.by if consent else None,
-                consent.at if consent else None,
-                consent.note if consent else None,
+                *_consent_values(consent),
                 expires_at,
             )
         if row is None:
