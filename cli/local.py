@@ -48,7 +48,7 @@ class EmbeddedServers:
 
             pgdata = self.data_dir / "postgres"
             pgdata.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
             self._pg = server
             update["database_url"] = server.get_uri()
             # A private database started here: the single-user mode, no API keys needed

@@ -47,8 +47,8 @@ class FakeTranscriber:
 
 
 class FakeDiarizer:
-    model_id = "fake-diarizer@1"
-    embedding_model_id = "fake-encoder@1"
+    model_id: str = "fake-diarizer@1"
+    embedding_model_id: str | None = "fake-encoder@1"
 
     def __init__(self, result: Diarization | None = None) -> None:
         self.result = result or Diarization(turns=[], exclusive_turns=[], speakers=[])
