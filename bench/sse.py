@@ -256,6 +256,11 @@ def stats(lat: list[float]) -> dict[str, float]:
     }
 
 
+def _ratios(stats: dict[str, Any], base: dict[str, Any]) -> str:
+    """p50 and p99 of `stats` as multiples of `base`'s."""
+    return f"{stats['p50_ms'] / base['p50_ms']:.1f}× / {stats['p99_ms'] / base['p99_ms']:.1f}×"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = base_parser("sse", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
     p.add_argument("--clients", type=int, default=50, help="concurrent SSE clients")
@@ -409,8 +414,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _ratios(stats: dict[str, Any], base: dict[str, Any]) -> str:
-    """p50 and p99 of `stats` as multiples of `base`'s."""
-    return f"{stats['p50_ms'] / base['p50_ms']:.1f}× / {stats['p99_ms'] / base['p99_ms']:.1f}×"
