@@ -114,8 +114,8 @@ def tapped_gateway() -> Iterator[list[Tap]]:
         taps.append(tap)
         return tap
 
-    gateway_app.create_app = create_app  # type: ignore[assignment]
+    gateway_app.create_app = create_app
     try:
         yield taps
     finally:
-        gateway_app.create_app = original  # type: ignore[assignment]
+        gateway_app.create_app = original

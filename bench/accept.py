@@ -134,7 +134,9 @@ def client_main(
     return results
 
 
-def run_client(url: str, n: int, concurrency: int, size: int, id_offset: int) -> list[dict]:
+def run_client(
+    url: str, n: int, concurrency: int, size: int, id_offset: int
+) -> list[dict[str, Any]]:
     cmd = [
         sys.executable,
         "-m",
@@ -154,14 +156,14 @@ def run_client(url: str, n: int, concurrency: int, size: int, id_offset: int) ->
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"client failed: {proc.stderr[-2000:]}")
-    recs: list[dict] = json.loads(proc.stdout)
+    recs: list[dict[str, Any]] = json.loads(proc.stdout)
     return recs
 
 
 # ---------------------------------------------------------------- server side
 
 
-def _merge(recs: list[dict[str, Any]], taps: dict[str, dict[str, float]]) -> list[dict]:
+def _merge(recs: list[dict[str, Any]], taps: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     out = []
     for r in recs:
         t = taps.get(r["id"], {})
@@ -205,11 +207,11 @@ def summarise(rows: list[dict[str, Any]], size: int, wall: float) -> dict[str, A
 
 def run_gateway(
     settings: Any, waves: int, n: int, conc: int, size: int, offset: int
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from bench._servers import tapped_gateway
     from cli.local import LocalSystem
 
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     meters = []
     with tapped_gateway() as taps, LocalSystem(settings, worker=False) as system:
         for w in range(waves):
@@ -223,11 +225,13 @@ def run_gateway(
     return rows, {"meters": meters}
 
 
-def run_trivial(waves: int, n: int, conc: int, size: int, offset: int) -> tuple[list, dict]:
+def run_trivial(
+    waves: int, n: int, conc: int, size: int, offset: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from bench._servers import Tap, UvicornThread, trivial_upload_app
 
     tap = Tap(trivial_upload_app())
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     meters = []
     with UvicornThread(tap) as server:
         for w in range(waves):
@@ -244,7 +248,7 @@ def run_trivial(waves: int, n: int, conc: int, size: int, offset: int) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("accept", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
+    p = base_parser("accept", __doc__.split("\n\n")[0])
     p.add_argument("--size-mb", type=float, default=50.0, help="size of each upload, MB (1e6)")
     p.add_argument("--concurrency", type=int, default=20, help="uploads sent at the same time")
     p.add_argument(
@@ -283,13 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     # Alternate: trivial, gateway, trivial, gateway (one wave each time), then sequential.
     order = ["trivial", "gateway"] * args.waves
-    rows: dict[str, list[dict]] = {
+    rows: dict[str, list[dict[str, Any]]] = {
         "trivial": [],
         "gateway": [],
         "trivial_seq": [],
         "gateway_seq": [],
     }
-    meters: dict[str, list[dict]] = {k: [] for k in rows}
+    meters: dict[str, list[dict[str, Any]]] = {k: [] for k in rows}
     with bench_settings(
         "accept",
         embedded=args.embedded,

@@ -34,7 +34,10 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.typing import KeyT, StreamIdT
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/chaos.py` as well as `python -m bench.chaos`
@@ -191,7 +194,7 @@ class Chaos:
 
     def _poll(self, block_ms: int) -> list[dict[str, Any]]:
         """New events of every unfinished job, in stream order per job."""
-        streams = {
+        streams: dict[KeyT, StreamIdT] = {
             f"{self.settings.redis_prefix}:events:{j}": self.last_ids[j]
             for j in self.job_ids
             if j not in self.done
@@ -308,10 +311,8 @@ class Chaos:
         succeeded = lost = duplicated = stuck = 0
         for job_id in self.job_ids:
             facts = rows[job_id]
-            events = [
-                json.loads(f[b"e"])["type"]
-                for _, f in self.redis.xrange(f"{self.settings.redis_prefix}:events:{job_id}")
-            ]
+            entries = self.redis.xrange(f"{self.settings.redis_prefix}:events:{job_id}") or []
+            events = [json.loads(f[b"e"])["type"] for _, f in entries if f is not None]
             n_ok = events.count("job.succeeded")
             versions = facts["versions"]
             dup = n_ok > 1 or any(v != [1] for v in versions.values())

@@ -285,7 +285,7 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("long", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
+    p = base_parser("long", __doc__.split("\n\n")[0])
     p.add_argument("--audio", type=Path, default=LONG)
     p.add_argument("--rttm", type=Path, default=LONG_RTTM)
     p.add_argument("--jobs", type=int, default=50, help="consecutive short jobs afterwards")

@@ -201,6 +201,8 @@ def build_diarization_pipeline() -> Any:
             return out
 
     seg = Model.from_pretrained(seg_dir)
+    if seg is None:
+        raise RuntimeError(f"pyannote could not load the segmentation weights in {seg_dir}")
     pipe = SpeakerDiarization(
         segmentation=seg,
         embedding=seg,
@@ -313,7 +315,9 @@ def queue_kicks(settings: Any, job_id: str) -> dict[str, float]:
     r = redis.Redis.from_url(settings.redis_url)
     kicks: dict[str, float] = {}
     try:
-        for entry_id, fields in r.xrange(f"{settings.redis_prefix}:queue"):
+        for entry_id, fields in r.xrange(f"{settings.redis_prefix}:queue") or []:
+            if not isinstance(entry_id, bytes) or fields is None:
+                continue
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 msg = json.loads(fields[b"data"])
                 if job_id in json.dumps(msg.get("args")):
@@ -548,7 +552,7 @@ def report(
     jobs = system["jobs"]
     cold = jobs[0]
     warm = jobs[1:]
-    totals = [r["total"] for r in base_runs]
+    totals: list[float] = [r["total"] for r in base_runs]
 
     def around(k: int) -> float:
         """Mean of the baseline runs just before and just after warm job k (1-based)."""
@@ -728,7 +732,7 @@ def metered(fn: Any, *args: Any, pids: Any = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("overhead", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
+    p = base_parser("overhead", __doc__.split("\n\n")[0])
     p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="the recording to process")
     p.add_argument("--warm-jobs", type=int, default=1, help="warm system jobs after the cold one")
     p.add_argument(

@@ -197,7 +197,7 @@ def report(res: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("queue", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
+    p = base_parser("queue", __doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=4, help="clients submitting at once")
     p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="a WAV file")

@@ -113,7 +113,7 @@ async def _redis_client(
             lat.append(now - body["ts"])
             counts[i] += 1
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis leaves it unannotated
         await r.aclose()
 
 
@@ -210,7 +210,7 @@ def run_round(
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     if line.strip() != "READY":
         proc.kill()
@@ -262,7 +262,7 @@ def _ratios(stats: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("sse", __doc__.split("\n\n")[0])  # type: ignore[union-attr]
+    p = base_parser("sse", __doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=50, help="concurrent SSE clients")
     p.add_argument("--events", type=int, default=400, help="events published per round")
     p.add_argument("--interval-ms", type=float, default=25.0, help="time between events")
@@ -276,10 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.client:
-        out = asyncio.run(
+        result = asyncio.run(
             client_main(args.client, args.url, args.job, args.redis_url, args.channel, args.clients)
         )
-        Path(args.result_file).write_text(json.dumps(out))
+        Path(args.result_file).write_text(json.dumps(result))
         return 0
 
     if args.quick:
