@@ -64,6 +64,8 @@ class Services:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
+            await self.bus.aclose()
+        with contextlib.suppress(Exception):
             await self.broker.shutdown()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

@@ -79,7 +79,7 @@ async def job_events(
                 yield _sse(event)
             return
         # aclosing: when the client goes away the generator is closed at once, and
-        # EventBus.follow's `finally` unsubscribes and closes its Pub/Sub connection.
+        # EventBus.follow stops taking this job's live events.
         follow = cast(AsyncGenerator[JobEvent, None], bus.follow(job_id, resume))
         async with aclosing(follow) as events:
             async for event in events:

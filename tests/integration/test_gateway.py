@@ -414,16 +414,16 @@ async def test_speakers_list_and_delete_unknown(client: httpx.AsyncClient) -> No
     assert err(resp) == (415, "unsupported_media")
 
 
-async def test_sse_disconnect_closes_pubsub(
+async def test_sse_disconnect_releases_the_follower(
     settings: Settings, services: Services, client: httpx.AsyncClient, wav: bytes
 ) -> None:
-    """Over a real server: a client that goes away leaves no Redis subscription behind."""
+    """Over a real server: a client that goes away leaves no follower behind, and live
+    events come through the one shared pattern subscription."""
     import asyncio
 
     import uvicorn
 
     job_id = (await upload(client, wav)).json()["id"]
-    channel = services.bus.channel(job_id)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, services),
@@ -439,9 +439,8 @@ async def test_sse_disconnect_closes_pubsub(
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
 
-        async def subscribers() -> int:
-            counts = await services.redis.pubsub_numsub(channel)
-            return int(counts[0][1])
+        def subscribers() -> int:
+            return services.bus.live.followers
 
         async with (
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as real,
@@ -457,12 +456,16 @@ async def test_sse_disconnect_closes_pubsub(
                 if line.startswith("event:"):
                     assert line == "event: stage.started"
                     break
-            assert await subscribers() == 1
+            assert subscribers() == 1
+            assert await services.redis.pubsub_numpat() >= 1
+            # No per-client channel subscription: the fan-out's pattern carries it.
+            channel = services.bus.channel(job_id)
+            assert (await services.redis.pubsub_numsub(channel))[0][1] == 0
         for _ in range(200):
-            if await subscribers() == 0:
+            if subscribers() == 0:
                 break
             await asyncio.sleep(0.02)
-        assert await subscribers() == 0
+        assert subscribers() == 0
     finally:
         server.should_exit = True
         await serving
