@@ -1,5 +1,5 @@
 """POST/GET /v1/jobs/{id}/corrections (reassign, fix_text) and GET /v1/metrics/accuracy,
-on jobs built directly in the stores (no worker), as test_corrections_api.py does."""
+on jobs built directly in the stores (no worker): tests/integration/stored_jobs.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import httpx
 
 from core.artifacts import Identification, SpeakerMatch
 from gateway.services import Services
-from storage.artifacts import artifact_dir
 from tests.integration import test_corrections_api as base
-from tests.integration.test_corrections_api import code, finished_job
+from tests.integration.stored_jobs import finished_job, record_artifact
+from tests.integration.test_corrections_api import code
 
 # The same module-scoped fixtures (a Services connection and an ASGI client).
 services = base.services
@@ -87,15 +87,7 @@ async def test_accuracy_metrics_count_confirmations_and_corrections(
                 SpeakerMatch(label="S2", score=0.2),
             ],
         )
-        stored = services.store.put_json(
-            f"{artifact_dir(job.id, 'identify', 'k4')}/artifact.json", ident
-        )
-        rec = await services.jobs.record_artifact(
-            job_id=job.id, stage="identify", key="k4", uri=stored.uri, sha256=stored.sha256,
-            size_bytes=stored.size_bytes, params={}, model=model, inputs=[], started_at=None,
-            finished_at=None, worker="test",
-        )
-        await services.jobs.stage_succeeded(job.id, "identify", rec.id, reused=False)
+        await record_artifact(services, job.id, "identify", "k4", ident, model=model)
         for label, name in renames:
             resp = await client.patch(f"/v1/jobs/{job.id}/speakers/{label}", json={"name": name})
             assert resp.status_code == 200, resp.text
@@ -118,13 +110,7 @@ async def test_voiceprints_of_another_model_are_listed_stale(
     current = f"current-encoder@{uuid.uuid4().hex[:8]}"
     job = await finished_job(services)
     ident = Identification(threshold=0.6, embedding_model=current, matches=[])
-    stored = services.store.put_json(f"{artifact_dir(job.id, 'identify', 'k5')}/a.json", ident)
-    rec = await services.jobs.record_artifact(
-        job_id=job.id, stage="identify", key="k5", uri=stored.uri, sha256=stored.sha256,
-        size_bytes=stored.size_bytes, params={}, model=current, inputs=[], started_at=None,
-        finished_at=None, worker="test",
-    )
-    await services.jobs.stage_succeeded(job.id, "identify", rec.id, reused=False)
+    await record_artifact(services, job.id, "identify", "k5", ident, model=current)
     old = await services.jobs.create_speaker(
         name="Old Print", model="older-encoder@1", embedding=[1.0, 0.0], clip_uris=[]
     )

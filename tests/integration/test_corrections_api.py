@@ -1,143 +1,31 @@
 """Corrections and audio routes against real PostgreSQL and a real artifact store.
 
 No worker runs here: each test builds a succeeded job the way the stages leave one
-(upload, decode/diarize/merge artifacts recorded in the job store), then talks HTTP.
+(tests/integration/stored_jobs.py: upload, decode/diarize/merge artifacts recorded in the
+job store), then talks HTTP.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import uuid
-import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from core.artifacts import (
-    DecodedAudio,
-    Diarization,
-    DiarizedSpeaker,
-    JobParams,
-    MeetingResult,
-    ProbeInfo,
-    ProvenanceEntry,
-    ResultSegment,
-    ResultSpeaker,
-    ResultWord,
-    Turn,
-)
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
-from storage.artifacts import ArtifactStore, artifact_dir, upload_key
-
-MODEL = "test-encoder@1"
-EMBEDDING = [0.6, 0.8, 0.0]
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(bytes(range(256)) * int(seconds * rate * 2 / 256))
-    return buf.getvalue()
-
-
-@dataclass
-class FinishedJob:
-    id: str
-    audio: bytes
-    merge_sha256: str
-
-
-async def finished_job(services: Services, *, succeed: bool = True) -> FinishedJob:
-    """A job whose decode, diarize and merge artifacts are stored and recorded."""
-    jobs, store = services.jobs, services.store
-    job_id = str(uuid.uuid4())
-    audio = wav_bytes()
-    up = store.put_bytes(upload_key(job_id), audio)
-    await jobs.create_job(
-        job_id=job_id,
-        filename="meeting.wav",
-        content_type="audio/wav",
-        size_bytes=up.size_bytes,
-        upload_uri=up.uri,
-        upload_sha256=up.sha256,
-        params=JobParams(),
-    )
-
-    async def record(stage: str, key: str, doc: DecodedAudio | Diarization | MeetingResult) -> str:
-        stored = store.put_json(f"{artifact_dir(job_id, stage, key)}/artifact.json", doc)
-        rec = await jobs.record_artifact(
-            job_id=job_id,
-            stage=stage,
-            key=key,
-            uri=stored.uri,
-            sha256=stored.sha256,
-            size_bytes=stored.size_bytes,
-            params={},
-            model=None,
-            inputs=[],
-            started_at=None,
-            finished_at=None,
-            worker="test",
-        )
-        await jobs.stage_succeeded(job_id, stage, rec.id, reused=False)
-        return stored.sha256
-
-    wav = store.put_bytes(f"{artifact_dir(job_id, 'decode', 'k1')}/audio.wav", audio)
-    await record(
-        "decode",
-        "k1",
-        DecodedAudio(
-            audio_uri=wav.uri,
-            audio_sha256=wav.sha256,
-            num_samples=16000,
-            duration_s=1.0,
-            source=ProbeInfo(format="wav"),
-        ),
-    )
-    if not succeed:
-        await jobs.stage_failed(job_id, "diarize", "the audio has no speech")
-        return FinishedJob(job_id, audio, "")
-    turns = [Turn(start=0.0, end=0.5, speaker="S1"), Turn(start=0.5, end=1.0, speaker="S2")]
-    diarize_sha = await record(
-        "diarize",
-        "k2",
-        Diarization(
-            turns=turns,
-            exclusive_turns=turns,
-            speakers=[
-                DiarizedSpeaker(label="S1", talk_time_s=0.5, embedding=EMBEDDING),
-                DiarizedSpeaker(label="S2", talk_time_s=0.5, embedding=None),
-            ],
-            embedding_model=MODEL,
-        ),
-    )
-
-    def seg(start: float, speaker: str, text: str) -> ResultSegment:
-        word = ResultWord(
-            start=start, end=start + 0.2, word=f" {text}", probability=0.9, speaker=speaker
-        )
-        return ResultSegment(start=start, end=start + 0.2, speaker=speaker, text=text, words=[word])
-
-    result = MeetingResult(
-        job_id=job_id,
-        duration_s=1.0,
-        language="en",
-        speakers=[ResultSpeaker(id="S1", talk_time_s=0.5), ResultSpeaker(id="S2", talk_time_s=0.5)],
-        segments=[seg(0.0, "S1", "Hello."), seg(0.5, "S2", "Hi."), seg(0.8, "S1", "Bye.")],
-        provenance={"diarize": ProvenanceEntry(uri="x", sha256=diarize_sha)},
-    )
-    merge_sha = await record("merge", "k3", result)
-    await jobs.job_succeeded(job_id)
-    return FinishedJob(job_id, audio, merge_sha)
+from storage.artifacts import ArtifactStore
+from tests.integration.stored_jobs import (
+    EMBEDDING,
+    MODEL,
+    FinishedJob,
+    finished_job,
+    queued_job,
+)
 
 
 @pytest.fixture(scope="module")
@@ -341,17 +229,7 @@ async def test_audio_from_a_remote_store_with_ranges(
 async def test_audio_before_decode_is_a_conflict(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    job_id = str(uuid.uuid4())
-    up = services.store.put_bytes(upload_key(job_id), wav_bytes())
-    await services.jobs.create_job(
-        job_id=job_id,
-        filename="a.wav",
-        content_type=None,
-        size_bytes=up.size_bytes,
-        upload_uri=up.uri,
-        upload_sha256=up.sha256,
-        params=JobParams(),
-    )
+    job_id = await queued_job(services)
     resp = await client.get(f"/v1/jobs/{job_id}/audio")
     assert code(resp) == (409, "conflict")
     assert "decode" in resp.json()["error"]["message"]

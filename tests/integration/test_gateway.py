@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import uuid
@@ -17,6 +16,7 @@ from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
 from storage.artifacts import upload_key
+from tests.integration.stored_jobs import record_artifact
 
 WAV = "misc/english.wav"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
@@ -594,25 +594,7 @@ async def test_result_of_a_succeeded_job(
             )
         ],
     )
-    key = f"jobs/{job_id}/merge/k1/result.json"
-    # ArtifactStore does not create folders on file:// (reported); make this one.
-    Path(services.store.path(key)).parent.mkdir(parents=True, exist_ok=True)
-    obj = await asyncio.to_thread(services.store.put_json, key, result)
-    rec = await services.jobs.record_artifact(
-        job_id=job_id,
-        stage="merge",
-        key="k1",
-        uri=obj.uri,
-        sha256=obj.sha256,
-        size_bytes=obj.size_bytes,
-        params={},
-        model=None,
-        inputs=[],
-        started_at=None,
-        finished_at=None,
-        worker="test",
-    )
-    await services.jobs.stage_succeeded(job_id, "merge", rec.id, reused=False)
+    obj = await record_artifact(services, job_id, "merge", "k1", result)
     await services.jobs.job_succeeded(job_id)
 
     resp = await client.get(f"/v1/jobs/{job_id}/result")

@@ -1,7 +1,7 @@
 """API keys and isolation with auth on, against real PostgreSQL, Redis and a file:// store.
 
 No worker runs here: jobs are created by uploading, or built the way the stages leave them
-(tests/integration/test_corrections_api.py) and handed to a tenant.
+(tests/integration/stored_jobs.py) and handed to a tenant.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from core.settings import Settings
 from gateway.app import create_app, retention_sweeper, sweep_once
 from gateway.auth import stream_token
 from gateway.services import Services
-from storage.artifacts import artifact_dir, job_prefix
-from tests.integration.test_corrections_api import FinishedJob, finished_job, wav_bytes
+from storage.artifacts import job_prefix
+from tests.integration.stored_jobs import FinishedJob, finished_job, record_artifact, wav_bytes
 
 
 @dataclass
@@ -248,24 +248,7 @@ async def test_accuracy_metrics_are_per_tenant(
         embedding_model=model,
         matches=[SpeakerMatch(label="S1", speaker_id="vp", name="Bo", score=0.9)],
     )
-    stored = services.store.put_json(
-        f"{artifact_dir(job.id, 'identify', 'k4')}/artifact.json", ident
-    )
-    rec = await services.jobs.record_artifact(
-        job_id=job.id,
-        stage="identify",
-        key="k4",
-        uri=stored.uri,
-        sha256=stored.sha256,
-        size_bytes=stored.size_bytes,
-        params={},
-        model=model,
-        inputs=[],
-        started_at=None,
-        finished_at=None,
-        worker="test",
-    )
-    await services.jobs.stage_succeeded(job.id, "identify", rec.id, reused=False)
+    await record_artifact(services, job.id, "identify", "k4", ident, model=model)
     renamed = await client.patch(
         f"/v1/jobs/{job.id}/speakers/S1", json={"name": "Bo"}, headers=bob.headers
     )

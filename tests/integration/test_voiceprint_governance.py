@@ -4,7 +4,7 @@ embedding and every enrollment clip.
 
 No worker runs here: enrollment from clips is answered by a stand-in `scribe.enroll` task
 on the module's own queue prefix (as in test_gateway), and jobs are built the way the
-stages leave them (test_corrections_api.finished_job).
+stages leave them (tests/integration/stored_jobs.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from events.queue import make_broker
 from gateway.app import create_app, retention_sweeper, sweep_voiceprints_once
 from gateway.services import Services
 from storage.artifacts import speaker_prefix
-from tests.integration.test_corrections_api import MODEL, finished_job, wav_bytes
+from tests.integration.stored_jobs import MODEL, finished_job, wav_bytes
 
 GOVERNANCE = ("consent_by", "consent_at", "consent_note", "source", "expires_at")
 
