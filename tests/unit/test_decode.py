@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,55 +60,40 @@ def test_text_file_named_wav_is_rejected(tmp_path: Path, ffmpeg_exe: str) -> Non
     assert not (tmp_path / "out.wav").exists()
 
 
-def test_empty_file_is_rejected(tmp_path: Path, ffmpeg_exe: str) -> None:
+def lavfi(ffmpeg_exe: str, source: str, dst: Path, *options: str) -> Path:
+    """`dst` made by ffmpeg from one of its lavfi test sources."""
+    cmd = [ffmpeg_exe, "-v", "error", "-f", "lavfi", "-i", source, *options, str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+def empty_file(tmp_path: Path, ffmpeg_exe: str) -> Path:
     src = tmp_path / "empty.m4a"
     src.write_bytes(b"")
-    with pytest.raises(StageFailed, match="empty"):
+    return src
+
+
+def video_without_audio(tmp_path: Path, ffmpeg_exe: str) -> Path:
+    return lavfi(ffmpeg_exe, "testsrc=d=1:s=64x64", tmp_path / "silent.mp4", "-c:v", "mpeg4")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [(empty_file, "empty"), (video_without_audio, "no audio track")],
+    ids=["empty file", "no audio track"],
+)
+def test_unusable_file_is_rejected_by_probe_and_decode(
+    make: Callable[[Path, str], Path], message: str, tmp_path: Path, ffmpeg_exe: str
+) -> None:
+    src = make(tmp_path, ffmpeg_exe)
+    with pytest.raises(StageFailed, match=message):
         decode.probe(src)
-    with pytest.raises(StageFailed, match="empty"):
+    with pytest.raises(StageFailed, match=message):
         decode.decode_to_wav(src, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
 
 
-def test_file_without_audio_track(tmp_path: Path, ffmpeg_exe: str) -> None:
-    video = tmp_path / "silent.mp4"
-    subprocess.run(
-        [
-            ffmpeg_exe,
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=d=1:s=64x64",
-            "-c:v",
-            "mpeg4",
-            str(video),
-        ],
-        check=True,
-    )
-    with pytest.raises(StageFailed, match="no audio track"):
-        decode.probe(video)
-    with pytest.raises(StageFailed, match="no audio track"):
-        decode.decode_to_wav(video, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
-
-
 def test_zero_length_audio(tmp_path: Path, ffmpeg_exe: str) -> None:
-    src = tmp_path / "zero.wav"
-    subprocess.run(
-        [
-            ffmpeg_exe,
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=16000:cl=mono",
-            "-t",
-            "0",
-            str(src),
-        ],
-        check=True,
-    )
+    src = lavfi(ffmpeg_exe, "anullsrc=r=16000:cl=mono", tmp_path / "zero.wav", "-t", "0")
     with pytest.raises(StageFailed, match=r"the audio is empty \(0 s\)"):
         decode.decode_to_wav(src, tmp_path / "out.wav", ffmpeg_exe=ffmpeg_exe)
 
