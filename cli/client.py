@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,31 @@ class ScribeClient:
 
     # ------------------------------------------------------------ speakers
 
-    def enroll(self, name: str, clips: list[Path]) -> dict[str, Any]:
+    def enroll(
+        self,
+        name: str,
+        clips: list[Path],
+        *,
+        consent_by: str | None = None,
+        consent_note: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Enroll `name` from `clips`, recording who consented and when the voiceprint
+        expires (the server refuses it without consent when it requires consent)."""
+        form = {"name": name}
+        if consent_by is not None:
+            form["consent_by"] = consent_by
+        if consent_note is not None:
+            form["consent_note"] = consent_note
+        if expires_at is not None:
+            form["expires_at"] = expires_at.isoformat()
         handles = [open(c, "rb") for c in clips]  # noqa: SIM115 - closed below
         try:
             files = [
                 ("files", (c.name, h, "application/octet-stream"))
                 for c, h in zip(clips, handles, strict=True)
             ]
-            resp = self.http.post("/v1/speakers", data={"name": name}, files=files, timeout=600)
+            resp = self.http.post("/v1/speakers", data=form, files=files, timeout=600)
         finally:
             for h in handles:
                 h.close()
