@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * 1024**3
     max_duration_s: float = 6 * 3600.0
     # Cosine threshold for naming a speaker. None: the value calibrated for the embedding
-    # model in use (bench/calibrate.py), else 0.6. Set it to override the calibration.
+    # model in use (`scribe calibrate`), else 0.6. Set it to override the calibration.
     identify_threshold: float | None = None
     # Events kept per job for late or reconnecting SSE clients.
     events_maxlen: int = 2000
