@@ -119,3 +119,27 @@ def tapped_gateway() -> Iterator[list[Tap]]:
         yield taps
     finally:
         gateway_app.create_app = original
+
+
+@contextlib.contextmanager
+def uvicorn_http(impl: str) -> Iterator[None]:
+    """While active, every uvicorn server started in this process uses `impl`: "h11" (the
+    pure-Python parser on asyncio) or "httptools" (the C parser on uvloop). "auto" changes
+    nothing: uvicorn then takes httptools and uvloop when they are installed."""
+    import uvicorn
+
+    if impl == "auto":
+        yield
+        return
+    loop = "asyncio" if impl == "h11" else "uvloop"
+    original = uvicorn.Config.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["http"], kwargs["loop"] = impl, loop
+        original(self, *args, **kwargs)
+
+    uvicorn.Config.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        uvicorn.Config.__init__ = original  # type: ignore[method-assign]

@@ -11,6 +11,11 @@ and when it started the response (CLOCK_MONOTONIC, shared by both processes), wh
 splits the latency into: draining the body still buffered in sockets/parser, our handler
 after the body (commit, PostgreSQL, event, enqueue), and the way back.
 
+Each gateway first takes one unrecorded wave of 1 MB uploads at the same concurrency, so
+its PostgreSQL and Redis connections are open as in a gateway that has been running.
+`--http` measures each uvicorn HTTP implementation in turn (h11 on asyncio, httptools on
+uvloop), every one against its own trivial endpoint.
+
     .venv/bin/python -m bench.accept                  # 20 x 50 MB, 2 waves per server
     .venv/bin/python -m bench.accept --quick          # 10 x 10 MB
 """
@@ -40,8 +45,11 @@ from bench._common import (
     pct,
     write_json,
 )
+from bench._servers import uvicorn_http
 
 CHUNK = 256 * 1024
+WARMUP_BYTES = 1_000_000
+WARMUP_ID_OFFSET = 10_000_000
 
 
 # ---------------------------------------------------------------- client (own process)
@@ -214,6 +222,10 @@ def run_gateway(
     rows: list[dict[str, Any]] = []
     meters = []
     with tapped_gateway() as taps, LocalSystem(settings, worker=False) as system:
+        # A gateway that has been up a while has its PostgreSQL and Redis connections
+        # open: one unrecorded wave of small uploads at the same concurrency opens them,
+        # so the figures are not those of a gateway's very first burst.
+        run_client(system.url, conc, conc, WARMUP_BYTES, WARMUP_ID_OFFSET + offset)
         for w in range(waves):
             with CpuMeter() as m:
                 t = time.monotonic()
@@ -258,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         help="waves of `concurrency` uploads per server and per round",
     )
     p.add_argument(
+        "--http",
+        default="h11,httptools",
+        help="uvicorn HTTP implementations to measure, in order (h11, httptools, auto); "
+        "the first is the baseline of the 'p99 vs' column",
+    )
+    p.add_argument(
         "--sequential",
         type=int,
         default=5,
@@ -282,17 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         args.size_mb, args.concurrency, args.waves, args.sequential = 10.0, 10, 1, 3
     size = int(args.size_mb * 1e6)
     conc = args.concurrency
-    n = conc
+    impls = [i.strip() for i in args.http.split(",") if i.strip()]
     t_all = time.monotonic()
     results: dict[str, Any] = {}
-    # Alternate: trivial, gateway, trivial, gateway (one wave each time), then sequential.
-    order = ["trivial", "gateway"] * args.waves
-    rows: dict[str, list[dict[str, Any]]] = {
-        "trivial": [],
-        "gateway": [],
-        "trivial_seq": [],
-        "gateway_seq": [],
-    }
+    # Per HTTP implementation, alternate: trivial, gateway, trivial, gateway (one wave
+    # each time), then the sequential uploads.
+    kinds = ("trivial", "gateway", "trivial_seq", "gateway_seq")
+    rows: dict[str, list[dict[str, Any]]] = {f"{k}@{i}": [] for i in impls for k in kinds}
     meters: dict[str, list[dict[str, Any]]] = {k: [] for k in rows}
     with bench_settings(
         "accept",
@@ -302,28 +316,23 @@ def main(argv: list[str] | None = None) -> int:
     ) as settings:
         note = infra_note(settings)
         offset = 0
-        for kind in order:
-            print(f"{kind}: {conc} x {args.size_mb:g} MB ...", file=sys.stderr)
-            if kind == "gateway":
-                r, info = run_gateway(settings, 1, n, conc, size, offset)
-            else:
-                r, info = run_trivial(1, n, conc, size, offset)
-            offset += n
-            rows[kind] += r
-            meters[kind] += info["meters"]
-        if args.sequential:
-            for kind in ("trivial", "gateway"):
-                print(
-                    f"{kind}: {args.sequential} x {args.size_mb:g} MB one at a time ...",
-                    file=sys.stderr,
-                )
-                if kind == "gateway":
-                    r, info = run_gateway(settings, 1, args.sequential, 1, size, offset)
-                else:
-                    r, info = run_trivial(1, args.sequential, 1, size, offset)
-                offset += args.sequential
-                rows[f"{kind}_seq"] += r
-                meters[f"{kind}_seq"] += info["meters"]
+        for impl in impls:
+            plan = [("trivial", conc, conc), ("gateway", conc, conc)] * args.waves
+            if args.sequential:
+                plan += [(f"{k}_seq", args.sequential, 1) for k in ("trivial", "gateway")]
+            with uvicorn_http(impl):
+                for kind, count, at_once in plan:
+                    print(
+                        f"{impl}: {kind}: {count} x {args.size_mb:g} MB, {at_once} at a time ...",
+                        file=sys.stderr,
+                    )
+                    if kind.startswith("gateway"):
+                        r, info = run_gateway(settings, 1, count, at_once, size, offset)
+                    else:
+                        r, info = run_trivial(1, count, at_once, size, offset)
+                    offset += count
+                    rows[f"{kind}@{impl}"] += r
+                    meters[f"{kind}@{impl}"] += info["meters"]
 
     for key, rs in rows.items():
         if not rs:
@@ -338,44 +347,53 @@ def main(argv: list[str] | None = None) -> int:
         "gateway_seq": "gateway POST /v1/jobs, one at a time",
     }
     table_rows = []
-    for key in ("trivial", "gateway", "trivial_seq", "gateway_seq"):
-        if key not in results:
-            continue
-        s = results[key]
-        base = (
-            results["trivial" if key == "gateway" else "trivial_seq"]
-            if key.startswith("gateway")
-            else None
-        )
-        ratio = (
-            f"{s['p50_ms'] / base['p50_ms']:.1f}× / {s['p99_ms'] / base['p99_ms']:.1f}×"
-            if base
-            else "1 (baseline)"
-        )
-        table_rows.append(
-            [
-                label[key],
-                f"{s['ok']}/{s['n']}",
-                s["p50_ms"],
-                s["p99_ms"],
-                ratio,
-                s["drain_p99_ms"],
-                s["tail_p50_ms"],
-                s["tail_p99_ms"],
-                s["throughput_mb_s"],
-                s["other_cores"],
-            ]
-        )
+    for impl in impls:
+        for kind in kinds:
+            key = f"{kind}@{impl}"
+            if key not in results:
+                continue
+            s = results[key]
+            base_key = f"{'trivial_seq' if kind.endswith('_seq') else 'trivial'}@{impl}"
+            base = results.get(base_key) if kind.startswith("gateway") else None
+            ratio = (
+                f"{s['p50_ms'] / base['p50_ms']:.1f}× / {s['p99_ms'] / base['p99_ms']:.1f}×"
+                if base
+                else "1 (baseline)"
+            )
+            first = results.get(f"{kind}@{impls[0]}")
+            vs_first = (
+                f"{s['p99_ms'] / first['p99_ms']:.2f}×" if first and impl != impls[0] else "–"
+            )
+            table_rows.append(
+                [
+                    f"{impl} ({'uvloop' if impl == 'httptools' else 'asyncio'})"
+                    if impl != "auto"
+                    else "auto",
+                    label[kind],
+                    f"{s['ok']}/{s['n']}",
+                    s["p50_ms"],
+                    s["p99_ms"],
+                    ratio,
+                    vs_first,
+                    s["drain_p99_ms"],
+                    s["tail_p50_ms"],
+                    s["tail_p99_ms"],
+                    s["throughput_mb_s"],
+                    s["other_cores"],
+                ]
+            )
     table = (
         f"Upload acceptance, {args.size_mb:g} MB per upload ({note}); latency = end of "
         "request body (client) → first byte of the 202 (client).\n\n"
         + md_table(
             [
+                "HTTP",
                 "server, load",
                 "202s",
                 "p50 ms",
                 "p99 ms",
-                "vs baseline p50/p99",
+                "vs trivial p50/p99",
+                f"p99 vs {impls[0]}",
                 "drain p99 ms",
                 "handler tail p50 ms",
                 "handler tail p99 ms",
@@ -385,12 +403,12 @@ def main(argv: list[str] | None = None) -> int:
             table_rows,
         )
     )
-    g = results.get("gateway", {})
+    g = results.get(f"gateway@{impls[-1]}", {})
     verdict = "met" if g.get("p99_ms", 1e9) < 100 else "MISSED"
     table += (
-        f"\n\nTarget p99 < 100 ms under {conc} × {args.size_mb:g} MB: **{verdict}** "
-        f"(p99 {fmt(g.get('p99_ms'), 1)} ms). `drain` = the tap saw the last body "
-        "message this long after the client handed it over (body still queued in "
+        f"\n\nTarget p99 < 100 ms under {conc} × {args.size_mb:g} MB with {impls[-1]}: "
+        f"**{verdict}** (p99 {fmt(g.get('p99_ms'), 1)} ms). `drain` = the tap saw the last "
+        "body message this long after the client handed it over (body still queued in "
         "socket buffers / being parsed); `handler tail` = app got the last body "
         "message → app started the 202 (commit, PostgreSQL, event, enqueue)."
     )
@@ -399,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         {
             "bench": "accept",
+            "http": impls,
             "size_mb": args.size_mb,
             "concurrency": conc,
             "waves": args.waves,
