@@ -99,7 +99,6 @@ class WorkerProcess:
     def start(self) -> None:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         argv = [
             sys.executable,
             "-m",
@@ -113,14 +112,17 @@ class WorkerProcess:
         ]
         if self.max_tasks_per_child is not None:
             argv += ["--max-tasks-per-child", str(self.max_tasks_per_child)]
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=str(REPO),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it cleanly
-        )
+        with contextlib.ExitStack() as files:
+            # The child gets its own descriptor for the log; ours closes once it started.
+            out = files.enter_context(open(self.log_file, "ab")) if self.log_file else None
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=str(REPO),
+                stdout=out if out is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it cleanly
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
