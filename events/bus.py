@@ -33,6 +33,13 @@ def _id_key(event_id: str) -> tuple[int, int]:
 
 log = logging.getLogger(__name__)
 
+# XADD, then PUBLISH the same event with its new id spliced in as the first JSON member.
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+redis.call('PUBLISH', KEYS[2], '{"id":"' .. id .. '",' .. string.sub(ARGV[2], 2))
+return id
+"""
+
 # Put in a follower's queue after the fan-out reconnected: re-read the stream.
 _RESYNC = None
 
@@ -135,6 +142,7 @@ class EventBus:
         self.prefix = prefix
         self.maxlen = maxlen
         self.live = LiveFanout(redis, f"{prefix}:live:")
+        self._publish = redis.register_script(_PUBLISH)
 
     async def aclose(self) -> None:
         await self.live.aclose()
@@ -146,15 +154,19 @@ class EventBus:
         return f"{self.prefix}:live:{job_id}"
 
     async def publish(self, event: JobEvent) -> JobEvent:
+        """Append the event to the job's stream and announce it live, in one round trip.
+
+        The live message is the stored event with its stream id, so a follower can drop
+        what it already has from the stream.
+        """
         body = event.model_dump_json(exclude={"id"})
-        event_id = await self.redis.xadd(
-            self.stream_key(event.job_id), {"e": body}, maxlen=self.maxlen, approximate=True
+        event_id = await self._publish(
+            keys=[self.stream_key(event.job_id), self.channel(event.job_id)],
+            args=[self.maxlen, body],
         )
         if isinstance(event_id, bytes):
             event_id = event_id.decode()
-        stored = event.model_copy(update={"id": str(event_id)})
-        await self.redis.publish(self.channel(event.job_id), stored.model_dump_json())
-        return stored
+        return event.model_copy(update={"id": str(event_id)})
 
     async def history(self, job_id: str, after: str | None = None) -> list[JobEvent]:
         start = f"({after}" if after else "-"

@@ -1,9 +1,10 @@
 """Streaming multipart/form-data: file parts go straight into the artifact store.
 
 The body is parsed incrementally as it arrives (python-multipart's callback parser); each
-file part is sniffed from its first bytes, then written chunk by chunk to an AtomicWriter
-(blocking writes run in a thread, one call per received chunk). Nothing holds the whole
-file in memory and no temporary copy is made. Writers are committed only when the caller
+file part is sniffed from its first bytes, then written to an AtomicWriter in blocks of
+about WRITE_BYTES (blocking writes run in a thread, one hop per block rather than per
+received chunk, which are 64 KiB or less). Nothing holds more than a block of a file in
+memory and no temporary copy is made. Writers are committed only when the caller
 says so, after it has validated the rest of the form; any error aborts them, so a
 rejected or interrupted upload leaves no object behind.
 
@@ -32,6 +33,8 @@ from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 # Room for the multipart framing and the small form fields around the file(s).
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+# File data is handed to the writer's thread in blocks of this size (see the module doc).
+WRITE_BYTES = 1024 * 1024
 
 # Given a form field name and how many files that field already had, the storage key for
 # the next file (raise BadInput to refuse it), or None when the field is a text field.
@@ -76,6 +79,9 @@ class FilePart:
     writer: AtomicWriter | None = None
     stored: StoredObject | None = None
     complete: bool = False
+    # Received and not yet handed to the writer.
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
 
 
 @dataclass
@@ -225,9 +231,9 @@ class MultipartReceiver:
         }
 
     async def _drain(self) -> None:
-        """Act on what the parser saw in the last chunk; one thread hop per file per chunk."""
+        """Act on what the parser saw in the last chunk; write a file's data once a block
+        has gathered, or at the end of its part."""
         events, self._events[:] = list(self._events), []
-        pending: list[bytes] = []
         for kind, payload in events:
             if kind == "begin":
                 self._current = self._begin_part(payload)
@@ -246,13 +252,14 @@ class MultipartReceiver:
                         if len(part.head) >= SNIFF_BYTES:
                             await self._open(part)
                     else:
-                        pending.append(payload)
+                        part.pending.append(payload)
+                        part.pending_bytes += len(payload)
             elif kind == "end":
                 part = self._current
                 if isinstance(part, FilePart):
                     if part.writer is None:
                         await self._open(part)
-                    await self._flush(part, pending)
+                    await self._flush(part)
                     part.complete = True
                 elif isinstance(part, _TextPart):
                     try:
@@ -260,8 +267,9 @@ class MultipartReceiver:
                     except UnicodeDecodeError:
                         raise BadInput(f"form field {part.name!r} is not UTF-8 text") from None
                 self._current = None
-        if isinstance(self._current, FilePart):
-            await self._flush(self._current, pending)
+        part = self._current
+        if isinstance(part, FilePart) and part.pending_bytes >= WRITE_BYTES:
+            await self._flush(part)
 
     def _begin_part(self, headers: list[tuple[bytes, bytes]]) -> FilePart | _TextPart:
         hdrs = dict(headers)
@@ -294,10 +302,11 @@ class MultipartReceiver:
         await asyncio.to_thread(part.writer.write, head)
 
     @staticmethod
-    async def _flush(part: FilePart, pending: list[bytes]) -> None:
-        if pending and part.writer is not None:
-            data = b"".join(pending)
-            pending.clear()
+    async def _flush(part: FilePart) -> None:
+        if part.pending and part.writer is not None:
+            data = b"".join(part.pending)
+            part.pending.clear()
+            part.pending_bytes = 0
             await asyncio.to_thread(part.writer.write, data)
 
 

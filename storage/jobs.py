@@ -68,6 +68,19 @@ def _consent_values(consent: Consent | None) -> tuple[str | None, datetime | Non
     return consent.by, consent.at, consent.note
 
 
+_INSERT_JOB = """
+WITH job AS (
+    INSERT INTO jobs (id, status, filename, content_type, size_bytes, upload_uri,
+                      upload_sha256, params, owner, max_duration_s)
+    VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9)
+    RETURNING id
+)
+INSERT INTO job_stages (job_id, stage, position, status)
+SELECT job.id, stage.name, stage.position - 1, 'queued'
+FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
+"""
+
+
 class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -87,11 +100,31 @@ class JobStore:
         owner: str | None = None,
         max_duration_s: float | None = None,
         max_active: int | None = None,
-    ) -> Job:
-        """Record a queued job. With `max_active`, refuse (TooManyJobs) when the owner
-        already has that many queued or running jobs; checked under a per-owner lock."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if max_active is not None:
+    ) -> None:
+        """Record a queued job and its stages. With `max_active`, refuse (TooManyJobs)
+        when the owner already has that many queued or running jobs; checked under a
+        per-owner lock.
+
+        The job and its stage rows go in with one statement (one round trip, atomic on
+        its own): this runs between the end of an upload and its 202.
+        """
+        args = (
+            _uuid(job_id),
+            filename,
+            content_type,
+            size_bytes,
+            upload_uri,
+            upload_sha256,
+            params.model_dump(exclude_none=True),
+            _owner(owner),
+            max_duration_s,
+            list(STAGES),
+        )
+        async with self.pool.acquire() as conn:
+            if max_active is None:
+                await conn.execute(_INSERT_JOB, *args)
+                return
+            async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs-of:{owner}")
                 active = await conn.fetchval(
                     "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
@@ -103,26 +136,7 @@ class JobStore:
                         f"this key may have {max_active} unfinished job(s) at a time and has"
                         f" {active}; wait for one to finish, or delete one"
                     )
-            await conn.execute(
-                "INSERT INTO jobs (id, status, filename, content_type, size_bytes, upload_uri,"
-                " upload_sha256, params, owner, max_duration_s)"
-                " VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9)",
-                _uuid(job_id),
-                filename,
-                content_type,
-                size_bytes,
-                upload_uri,
-                upload_sha256,
-                params.model_dump(exclude_none=True),
-                _owner(owner),
-                max_duration_s,
-            )
-            await conn.executemany(
-                "INSERT INTO job_stages (job_id, stage, position, status)"
-                " VALUES ($1, $2, $3, 'queued')",
-                [(_uuid(job_id), s, i) for i, s in enumerate(STAGES)],
-            )
-        return await self.get_job(job_id)
+                await conn.execute(_INSERT_JOB, *args)
 
     async def active_jobs(self, owner: str | None) -> int:
         """How many queued or running jobs `owner` has."""
