@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 EventType = Literal[
     "job.queued",
@@ -33,6 +33,14 @@ class JobEvent(BaseModel):
     ts: float = Field(default_factory=time.time)
     # Assigned by the event store (Redis Stream id); used as the SSE `id`.
     id: str | None = None
+    _json: str | None = PrivateAttr(default=None)
+
+    def json_text(self) -> str:
+        """`model_dump_json()`, computed once: a live event is one object handed to every
+        SSE client of its job, and events are not changed once made."""
+        if self._json is None:
+            self._json = self.model_dump_json()
+        return self._json
 
 
 # Progress callback given to stage functions: progress(step, completed, total).

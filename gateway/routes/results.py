@@ -31,7 +31,7 @@ ResultFormat = Literal["json", "srt", "vtt", "txt"]
 
 
 def _sse(event: JobEvent) -> dict[str, str]:
-    return {"id": event.id or "", "event": event.type, "data": event.model_dump_json()}
+    return {"id": event.id or "", "event": event.type, "data": event.json_text()}
 
 
 def _skip_finished_runs(history: list[JobEvent], resume: str | None) -> str | None:
