@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -768,7 +769,24 @@ def _show_calibration(r: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except httpx.TimeoutException as exc:
+        err.print(f"[red]error:[/] the Scribe server did not answer in time ({_where(exc)})")
+        raise SystemExit(1) from None
+    except httpx.TransportError as exc:
+        err.print(
+            f"[red]error:[/] cannot reach the Scribe server ({_where(exc)}): {escape(str(exc))}"
+            "\nCheck --server / SCRIBE_URL, or leave it out to run locally."
+        )
+        raise SystemExit(1) from None
+
+
+def _where(exc: httpx.TransportError) -> str:
+    try:
+        return escape(str(exc.request.url))
+    except RuntimeError:  # no request attached
+        return "unknown address"
 
 
 if __name__ == "__main__":
