@@ -3,7 +3,8 @@
 Each correction is a record of a `kind` with a JSON `payload`. `apply_corrections` replays
 them in order over a `MeetingResult` and returns a corrected copy: one small function per
 kind, looked up in `APPLIERS`, so a new kind (reassign words, fix text) is one function and
-one entry.
+one entry. Undoing one is deleting its record; `undo_blocked_by` says when that would
+move later corrections onto other segments.
 """
 
 from __future__ import annotations
@@ -220,6 +221,31 @@ def apply_corrections(result: MeetingResult, corrections: Sequence[Correction]) 
         except (ValidationError, CorrectionOutOfRange):
             continue
     return result
+
+
+# Kinds whose payload points at a segment by its index in the result as corrected so far.
+SEGMENT_KINDS = frozenset({REASSIGN, FIX_TEXT})
+
+
+def undo_blocked_by(
+    result: MeetingResult, corrections: Sequence[Correction], correction_id: str
+) -> list[Correction]:
+    """The later corrections that undoing `correction_id` alone would misplace.
+
+    A correction that changed the number of segments (a reassign of some of a segment's
+    words splits it) shifts the index of every segment after it; without it, the later
+    segment corrections would land on other segments. Those are to be undone first.
+    Empty when the undo is safe (or the id is not among `corrections`).
+    """
+    at = next((i for i, c in enumerate(corrections) if c.id == correction_id), None)
+    if at is None:
+        return []
+    later = [c for c in corrections[at + 1 :] if c.kind in SEGMENT_KINDS]
+    if not later:
+        return []
+    before = apply_corrections(result, corrections[:at])
+    after = apply_corrections(before, corrections[at : at + 1])
+    return later if len(after.segments) != len(before.segments) else []
 
 
 def blend_voiceprints(old: Sequence[float], new: Sequence[float]) -> list[float]:

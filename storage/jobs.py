@@ -558,6 +558,23 @@ class JobStore:
             )
         return [self._correction(r) for r in rows]
 
+    async def delete_correction(
+        self, job_id: str, correction_id: str, owner: str | None = None
+    ) -> Correction:
+        """Remove one correction of the job (undo it); the ones after it stay."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "DELETE FROM corrections c USING jobs j"
+                " WHERE c.id = $1 AND c.job_id = $2 AND j.id = c.job_id"
+                f" AND {_mine(3).replace('owner', 'j.owner')} RETURNING c.*",
+                _uuid(correction_id),
+                _uuid(job_id),
+                _owner(owner),
+            )
+        if row is None:
+            raise NotFound(f"job {job_id} has no correction {correction_id}")
+        return self._correction(row)
+
     @staticmethod
     def _correction(row: asyncpg.Record) -> Correction:
         return Correction(

@@ -1,4 +1,5 @@
-"""Corrections to a job's result: rename a speaker, optionally remembering their voice.
+"""Corrections to a job's result: rename a speaker (optionally remembering their voice),
+reassign a segment or words, fix text; list them, undo one.
 
 Corrections are records of their own (the stage artifacts stay as the models made them);
 the result route applies them on every read, so one rename shows in every format.
@@ -10,10 +11,10 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.artifacts import Diarization, ResultSpeaker
+from core.artifacts import Diarization, MeetingResult, ResultSpeaker
 from core.corrections import (
     REASSIGN,
     RENAME_SPEAKER,
@@ -22,6 +23,7 @@ from core.corrections import (
     blend_voiceprints,
     check_fix_text,
     check_reassign,
+    undo_blocked_by,
 )
 from core.errors import Conflict, NotFound
 from core.jobs import Speaker
@@ -226,3 +228,30 @@ async def add_correction(
     if merge is not None:  # the indices mean something only for this merged result
         payload["merge_sha256"] = merge.sha256
     return await jobs.add_correction(job_id, body.kind, payload, principal.owner)
+
+
+@router.delete(
+    "/{job_id}/corrections/{correction_id}",
+    status_code=204,
+    summary="Undo one correction: the result reads as if it had never been made",
+)
+async def undo_correction(
+    job_id: str, correction_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+) -> Response:
+    owner = principal.owner
+    await jobs.get_job(job_id, owner)  # another tenant's job: 404 like a missing one
+    corrections = await jobs.list_corrections(job_id, owner)
+    if not any(c.id == correction_id for c in corrections):
+        raise NotFound(f"job {job_id} has no correction {correction_id}")
+    merge = await jobs.current_artifact(job_id, "merge")
+    if merge is not None:
+        result = await asyncio.to_thread(store.get_json, store.key_of(merge.uri), MeetingResult)
+        blocked = undo_blocked_by(result, corrections, correction_id)
+        if blocked:
+            raise Conflict(
+                f"correction {correction_id} split a segment, so the {len(blocked)} segment"
+                " correction(s) made after it point at segments by their new positions; undo"
+                f" those first, the latest first: {', '.join(c.id for c in reversed(blocked))}"
+            )
+    await jobs.delete_correction(job_id, correction_id, owner)
+    return Response(status_code=204)
