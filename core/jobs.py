@@ -64,6 +64,38 @@ class Consent:
     note: str | None = None
 
 
+class SpeakerGovernance(BaseModel):
+    """What the gateway knows of a new voiceprint and the worker does not: whose it is, the
+    consent given and when it expires. Sent with the enrollment task, so the worker creates
+    the row complete: no moment where it has no owner, and nothing to finish if the gateway
+    goes away before the worker answers."""
+
+    owner: str | None = None
+    consent_by: str | None = None
+    consent_at: datetime | None = None
+    consent_note: str | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(
+        cls, owner: str | None, consent: Consent | None, expires_at: datetime | None
+    ) -> SpeakerGovernance:
+        if consent is None:
+            return cls(owner=owner, expires_at=expires_at)
+        return cls(
+            owner=owner,
+            consent_by=consent.by,
+            consent_at=consent.at,
+            consent_note=consent.note,
+            expires_at=expires_at,
+        )
+
+    def consent(self) -> Consent | None:
+        if self.consent_by is None or self.consent_at is None:
+            return None
+        return Consent(by=self.consent_by, at=self.consent_at, note=self.consent_note)
+
+
 class Speaker(BaseModel):
     """An enrolled person and their voiceprint (embedding kept out of API answers)."""
 

@@ -23,7 +23,7 @@ from taskiq import AsyncBroker, Context, TaskiqDepends
 from core.artifacts import STAGE_INPUTS, STAGES, ArtifactRecord, Stage
 from core.errors import ScribeError, StageFailed
 from core.events import JobEvent, ProgressCallback
-from core.jobs import Job
+from core.jobs import Job, SpeakerGovernance
 from core.keys import artifact_key
 from events.queue import task_name
 from stages import compute
@@ -363,9 +363,11 @@ async def enroll_task(
     speaker_id: str,
     name: str,
     clip_keys: list[str],
+    governance: dict[str, Any],
     context: Annotated[Context, TaskiqDepends()],
 ) -> dict[str, Any]:
     state = _state(context)
+    rules = SpeakerGovernance.model_validate(governance)
     try:
         embedding, model = await asyncio.to_thread(compute.enroll, state, clip_keys)
     finally:
@@ -376,6 +378,9 @@ async def enroll_task(
         model=model,
         embedding=embedding,
         clip_uris=[state.store.uri(k) for k in clip_keys],
+        owner=rules.owner,
+        consent=rules.consent(),
+        expires_at=rules.expires_at,
     )
     return speaker.model_dump(mode="json")
 

@@ -414,35 +414,6 @@ class JobStore:
             )
         return [self._speaker(r) for r in rows]
 
-    async def set_speaker_owner(self, speaker_id: str, owner: str | None) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE speakers SET owner = $2 WHERE id = $1", _uuid(speaker_id), _owner(owner)
-            )
-
-    async def set_speaker_governance(
-        self,
-        speaker_id: str,
-        *,
-        owner: str | None,
-        consent: Consent | None,
-        expires_at: datetime | None,
-    ) -> Speaker:
-        """Owner, consent and expiry of a voiceprint the worker just created (the gateway
-        knows the caller and the form; the worker only computes the embedding)."""
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "UPDATE speakers SET owner = $2, consent_by = $3, consent_at = $4,"
-                " consent_note = $5, expires_at = $6 WHERE id = $1 RETURNING *",
-                _uuid(speaker_id),
-                _owner(owner),
-                *_consent_values(consent),
-                expires_at,
-            )
-        if row is None:
-            raise NotFound(f"no enrolled speaker with id {speaker_id}")
-        return self._speaker(row)
-
     async def speakers_expired_at(self, now: datetime, limit: int = 500) -> list[Speaker]:
         """Voiceprints whose `expires_at` is at or before `now`, every owner's."""
         async with self.pool.acquire() as conn:

@@ -1,8 +1,9 @@
 """Enrolled speakers (voiceprints): enroll from clips, list, delete.
 
 The gateway stores the clips and asks a worker (task `scribe.enroll`, by name) to compute
-the voiceprint and create the row; it waits for the answer, as enrollment is short, then
-records what only it knows: the owner, the consent given in the form and the expiry.
+the voiceprint and create the row, sending along what only the gateway knows (the owner,
+the consent given in the form and the expiry), so the row is complete from its first
+moment; it waits for the answer, as enrollment is short.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from taskiq.exceptions import TaskiqResultTimeoutError
 from taskiq.kicker import AsyncKicker
 
 from core.errors import BadInput, StageFailed
-from core.jobs import Consent, Speaker
+from core.jobs import Consent, Speaker, SpeakerGovernance
 from gateway.deps import JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.multipart import MultipartReceiver, check_content_length
@@ -160,7 +161,8 @@ async def enroll_speaker(
         kicker: AsyncKicker[Any, dict[str, Any]] = AsyncKicker(
             ENROLL_TASK, services.broker, labels={}
         )
-        task = await kicker.kiq(speaker_id, name, clip_keys)
+        governance = SpeakerGovernance.of(principal.owner, consent, expires_at)
+        task = await kicker.kiq(speaker_id, name, clip_keys, governance.model_dump(mode="json"))
         try:
             result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
         except TaskiqResultTimeoutError:
@@ -173,11 +175,6 @@ async def enroll_speaker(
             message = getattr(err, "message", None) or str(err) or "enrollment failed"
             raise StageFailed("enroll", message)
     speaker = Speaker.model_validate(result.return_value)
-    # The worker creates the row; the gateway, which knows the caller and read the form,
-    # gives it its owner, consent and expiry.
-    speaker = await services.jobs.set_speaker_governance(
-        speaker.id, owner=principal.owner, consent=consent, expires_at=expires_at
-    )
     return JSONResponse(
         speaker.model_dump(mode="json"),
         status_code=201,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from core.events import JobEvent
+from core.jobs import SpeakerGovernance
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
@@ -495,8 +496,11 @@ async def test_enroll_speaker_with_a_fake_worker(
     calls: list[tuple[str, str, list[str]]] = []
 
     @worker.task(task_name="scribe.enroll")
-    async def enroll(speaker_id: str, name: str, clip_keys: list[str]) -> dict[str, object]:
+    async def enroll(
+        speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
+    ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
+        rules = SpeakerGovernance.model_validate(governance)
         for key in clip_keys:
             if len(gw.store.get_bytes(key)) < 100_000:
                 raise StageFailed("enroll", f"clip {key.rsplit('-', 1)[1]} is too short")
@@ -506,6 +510,9 @@ async def test_enroll_speaker_with_a_fake_worker(
             embedding=[0.1, 0.2],
             speaker_id=speaker_id,
             clip_uris=[gw.store.uri(k) for k in clip_keys],
+            owner=rules.owner,
+            consent=rules.consent(),
+            expires_at=rules.expires_at,
         )
         return speaker.model_dump(mode="json")
 

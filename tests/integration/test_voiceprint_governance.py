@@ -19,6 +19,7 @@ import httpx
 import pytest
 from taskiq.receiver import Receiver
 
+from core.jobs import SpeakerGovernance
 from core.settings import Settings
 from events.queue import make_broker
 from gateway.app import create_app, retention_sweeper, sweep_voiceprints_once
@@ -58,14 +59,20 @@ async def enroll_calls(
     calls: list[tuple[str, str, list[str]]] = []
 
     @worker.task(task_name="scribe.enroll")
-    async def enroll(speaker_id: str, name: str, clip_keys: list[str]) -> dict[str, object]:
+    async def enroll(
+        speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
+    ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
+        rules = SpeakerGovernance.model_validate(governance)
         speaker = await services.jobs.create_speaker(
             name=name,
             model=MODEL,
             embedding=[0.6, 0.8, 0.0],
             speaker_id=speaker_id,
             clip_uris=[services.store.uri(k) for k in clip_keys],
+            owner=rules.owner,
+            consent=rules.consent(),
+            expires_at=rules.expires_at,
         )
         return speaker.model_dump(mode="json")
 
