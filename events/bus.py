@@ -116,6 +116,12 @@ class LiveFanout:
                 log.warning("live events: Redis connection lost (%s); reconnecting", e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # Whatever it was, followers must not be left without live events.
+                self._ready.clear()
+                log.exception("live events: the reader failed; restarting it")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
