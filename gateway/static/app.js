@@ -1,5 +1,6 @@
 // Scribe's page: upload with byte progress, the job list, live stage progress over SSE,
-// the transcript with a player that follows it, speaker renames and known voices.
+// the transcript with a player that follows it, corrections (rename a speaker, edit a line,
+// give it to another speaker, undo any of them) and known voices.
 // Plain JavaScript, no build step; every request goes to the gateway's /v1 API.
 "use strict";
 
@@ -486,8 +487,11 @@ $("replay-form").addEventListener("submit", async (e) => {
 
 async function loadResult(job) {
   const mine = current;
-  let result;
-  try { result = await api(`/v1/jobs/${job.id}/result`); } catch (e) {
+  let result, corrections;
+  try {
+    [result, corrections] = await Promise.all([
+      api(`/v1/jobs/${job.id}/result`), api(`/v1/jobs/${job.id}/corrections`)]);
+  } catch (e) {
     if (current !== mine) return;
     $("job-error").replaceChildren(el("strong", { text: "Could not load the transcript." }), el("p", { text: e.message }));
     $("job-error").hidden = false;
@@ -506,8 +510,21 @@ async function loadResult(job) {
     text: f.toUpperCase(), "aria-label": `Download as ${f.toUpperCase()}`,
     onclick: apiKey() ? (e) => downloadWithKey(e, `/v1/jobs/${job.id}/result?format=${f}`, e.currentTarget.download) : null,
   })));
+  mine.corrections = corrections;
   renderResult(result);
   $("result").hidden = false;
+}
+
+// After a correction or an undo: the result and the corrections as they read now.
+async function reloadResult() {
+  const mine = current;
+  const [result, corrections] = await Promise.all([
+    api(`/v1/jobs/${mine.id}/result`), api(`/v1/jobs/${mine.id}/corrections`)]);
+  if (current !== mine) return;
+  mine.corrections = corrections;
+  renderResult(result);
+  speakerCache.delete(mine.id); // names in the list of recordings
+  refreshJobs();
 }
 
 // A link cannot send the key: fetch the file with it, then save what came back.
@@ -531,7 +548,8 @@ function renderResult(result) {
 
   const words = []; // flat, in time order, for the player
   const segments = result.segments.map((seg, i) => {
-    const text = el("p", { class: "text" });
+    // The double-click's clicks started the player at the word: pause it for the typing.
+    const text = el("p", { class: "text", ondblclick: () => { player.pause(); editLine(i); } });
     if (seg.words.length) {
       seg.words.forEach((w, j) => {
         // Whisper's words carry their leading space; keep it outside the highlight.
@@ -544,20 +562,26 @@ function renderResult(result) {
       text.textContent = seg.text;
     }
     const c = colour[seg.speaker] || "#98a2b3";
-    return el("li", { style: `--c: ${c}`, "data-speaker": seg.speaker, "data-start": seg.start },
+    const who = names[seg.speaker] || defaultName(seg.speaker);
+    return el("li", { style: `--c: ${c}`, "data-speaker": seg.speaker, "data-start": seg.start, "data-index": i },
       el("button", {
         type: "button", class: "t", text: clock(seg.start), "aria-label": `Play from ${clock(seg.start)}`,
         onclick: () => seek(seg.start),
       }),
-      el("span", { class: "who", text: names[seg.speaker] || defaultName(seg.speaker) }),
+      el("div", { class: "seg-head" },
+        el("span", { class: "who", text: who }),
+        el("button", { type: "button", class: "quiet edit", text: "Edit",
+          "aria-label": `Edit the line at ${clock(seg.start)} (${who})`, onclick: () => editLine(i) })),
       text);
   });
   words.sort((a, b) => a.start - b.start);
   current.words = words;
   current.segments = segments;
   current.nowWord = null;
+  current.editing = null;
   $("transcript").replaceChildren(...segments);
   $("transcript-empty").hidden = segments.length > 0;
+  renderCorrections();
 }
 
 function renderSpeakers(result, colour, names) {
@@ -604,17 +628,172 @@ function renameForm(li, speaker, shown) {
       await api(`/v1/jobs/${current.id}/speakers/${encodeURIComponent(speaker.id)}`, { method: "PATCH", body: JSON.stringify(body) });
     } catch (err) { setStatus(status, err.message, true); return; }
     setStatus(status, `${shown} is now ${name}${body.remember ? "; their voice will be recognised in new recordings" : ""}.`);
-    speakerCache.delete(current.id);
-    const result = await api(`/v1/jobs/${current.id}/result`);
-    renderResult(result);
+    await reloadResult();
     highlight(true);
     $("speakers").querySelector(`[data-speaker="${speaker.id}"] .rename`)?.focus();
-    refreshJobs();
     if (body.remember) refreshPeople();
   });
   li.replaceChildren(el("span", { class: "swatch", style: li.firstChild.style.cssText, "aria-hidden": "true" }), form);
   input.focus();
   input.select();
+}
+
+// ---- corrections: edit a line's text, give it to another speaker, undo any correction
+
+// A line's text as the page shows it (words keep their own spacing).
+function lineText(seg) {
+  if (!seg.words.length) return seg.text;
+  return seg.words.map((w, j) => (j > 0 && /^\s/.test(w.word) ? " " : "") + w.word.trim()).join("");
+}
+
+function lineAt(i) {
+  const seg = current.result.segments[i];
+  return seg ? `the line at ${clock(seg.start)}` : `line ${i + 1}`;
+}
+
+function quote(text, max = 60) {
+  return `“${text.length > max ? `${text.slice(0, max - 1)}…` : text}”`;
+}
+
+// The correction that says `seg` (line `i`) reads `text`. When exactly one word changed,
+// only that word is corrected, so the others keep their timings for the player.
+function textFix(seg, i, text) {
+  const before = seg.words.map((w) => w.word.trim());
+  const after = text.split(" ");
+  if (before.length && before.length === after.length && lineText(seg) === before.join(" ")) {
+    const changed = before.flatMap((w, j) => (w === after[j] ? [] : [j]));
+    if (changed.length === 1) return { kind: "fix_text", segment: i, word: changed[0], text: after[changed[0]] };
+  }
+  return { kind: "fix_text", segment: i, text };
+}
+
+function nextLabel(speakers) {
+  const taken = speakers.map((s) => Number(/^S(\d+)$/.exec(s.id)?.[1] || 0));
+  return `S${Math.max(0, ...taken) + 1}`;
+}
+
+function focusEdit(i) {
+  $("transcript").querySelector(`li[data-index="${i}"] button.edit`)?.focus();
+}
+
+function editLine(i) {
+  if (!current?.result?.segments[i]) return;
+  if (current.editing === i) { current.segments[i].querySelector("textarea")?.focus(); return; }
+  if (current.editing !== null) renderResult(current.result); // one line at a time
+  const seg = current.result.segments[i], li = current.segments[i], at = lineAt(i);
+  const shown = lineText(seg);
+  const fresh = nextLabel(current.result.speakers);
+  const speaker = el("select", { id: `edit-speaker-${i}`, name: "speaker" },
+    ...current.result.speakers.map((s) => el("option", { value: s.id, text: current.names[s.id] })),
+    el("option", { value: fresh, text: `A new speaker (${defaultName(fresh)})` }));
+  speaker.value = seg.speaker;
+  const text = el("textarea", { id: `edit-text-${i}`, name: "text", rows: "3", maxlength: "10000",
+    required: true, spellcheck: "true", "aria-describedby": `edit-keys-${i}` });
+  text.value = shown;
+  const error = el("p", { class: "status bad", role: "alert" });
+  const save = el("button", { type: "submit", class: "primary", text: "Save" });
+  const cancel = () => {
+    renderResult(current.result);
+    focusEdit(i);
+  };
+  const form = el("form", { class: "edit-form", "aria-label": `Edit ${at}` },
+    el("div", { class: "edit-row" },
+      el("label", { for: speaker.id, text: "Said by" }), speaker),
+    el("label", { for: text.id, class: "sr-only", text: `Text of ${at}` }),
+    text,
+    el("div", { class: "edit-row" },
+      save,
+      el("button", { type: "button", text: "Cancel", onclick: cancel }),
+      el("span", { id: `edit-keys-${i}`, class: "muted small", text: "Enter saves, Escape cancels." })),
+    error);
+  form.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); cancel(); }
+  });
+  text.addEventListener("keydown", (e) => {
+    // A line is one line in every format: Enter saves instead of breaking it.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const typed = text.value.replace(/\s+/g, " ").trim();
+    if (!typed) { setStatus(error, "Type the text of the line, or cancel.", true); text.focus(); return; }
+    const changes = [];
+    if (speaker.value !== seg.speaker) changes.push({ kind: "reassign", segment: i, speaker: speaker.value });
+    if (typed !== shown) changes.push(textFix(seg, i, typed));
+    if (!changes.length) { cancel(); setStatus($("correction-status"), `Nothing changed in ${at}.`); return; }
+    const mine = current;
+    save.disabled = true;
+    let saved = 0;
+    try {
+      for (const body of changes) {
+        await api(`/v1/jobs/${mine.id}/corrections`, { method: "POST", body: JSON.stringify(body) });
+        saved++;
+      }
+    } catch (err) {
+      if (!saved) { save.disabled = false; setStatus(error, `Not saved: ${err.message}`, true); text.focus(); return; }
+      setStatus($("correction-status"), `Only partly saved: ${err.message}`, true);
+    }
+    if (current !== mine) return;
+    const said = changes.map((c) => (c.kind === "reassign"
+      ? `is said by ${current.names[c.speaker] || defaultName(c.speaker)}` : `reads ${quote(typed)}`));
+    await reloadResult();
+    if (saved === changes.length) setStatus($("correction-status"), `Saved: ${at} ${said.join(" and ")}.`);
+    focusEdit(i);
+  });
+  li.replaceChildren(li.firstChild, form);
+  text.focus();
+  text.setSelectionRange(text.value.length, text.value.length);
+  current.editing = i;
+}
+
+// What a correction did, in words (names and times as the transcript reads now).
+function describe(c) {
+  const p = c.payload || {}, who = (label) => current.names[label] || defaultName(label);
+  if (c.kind === "rename_speaker") return `${defaultName(p.speaker)} named ${quote(p.name || "")}`;
+  if (c.kind === "reassign") {
+    const words = p.word_start !== undefined ? `Words ${p.word_start + 1}–${p.word_end} of ${lineAt(p.segment)}` : sentence(lineAt(p.segment));
+    return `${words} given to ${who(p.speaker)}`;
+  }
+  if (c.kind === "fix_text") {
+    const what = p.word !== undefined ? `Word ${p.word + 1} of ${lineAt(p.segment)}` : sentence(lineAt(p.segment));
+    return `${what} reads ${quote(p.text || "")}`;
+  }
+  return sentence(c.kind.replace(/_/g, " "));
+}
+
+function renderCorrections() {
+  const list = current.corrections || [];
+  $("corrections-box").hidden = list.length === 0;
+  // Newest first: the one to undo is most often the last one made.
+  $("corrections").replaceChildren(...[...list].reverse().map((c) => {
+    const what = describe(c);
+    return el("li", { "data-correction": c.id, "data-kind": c.kind },
+      el("span", { class: "what", text: what }),
+      c.created_at ? el("time", { class: "when", datetime: c.created_at, text: when(c.created_at) }) : null,
+      el("button", { type: "button", class: "quiet undo", text: "Undo", "aria-label": `Undo: ${what}`,
+        onclick: () => undo(c, what) }));
+  }));
+}
+
+async function undo(c, what) {
+  const status = $("correction-status"), mine = current;
+  const buttons = [...$("corrections").querySelectorAll("button.undo")];
+  const at = buttons.findIndex((b) => b.closest("li").dataset.correction === c.id);
+  try {
+    await api(`/v1/jobs/${mine.id}/corrections/${c.id}`, { method: "DELETE" });
+  } catch (err) {
+    // 409: it split a line, and later corrections point at the lines as split.
+    const why = err.status === 409 ? "the corrections made after it depend on it; undo those first, the latest first" : err.message;
+    setStatus(status, `Could not undo: ${why}.`, true);
+    return;
+  }
+  if (current !== mine) return;
+  await reloadResult();
+  const kept = c.kind === "rename_speaker" && c.payload?.speaker_id ? " The voice stays among the known voices." : "";
+  setStatus(status, `Undone: ${what}.${kept}`);
+  // Focus stays in the list: on the correction now in that place, else back to the transcript.
+  const left = $("corrections").querySelectorAll("button.undo");
+  (left[Math.min(at, left.length - 1)] || $("result-title")).focus();
 }
 
 // ---- the player follows the transcript

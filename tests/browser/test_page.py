@@ -1,7 +1,8 @@
 """The page in a real browser against a real Scribe: upload through the file input, watch
 the five stages over SSE (across a reload), read the transcript, follow it with the
-player, rename a speaker and remember the voice, download the SRT, replay a stage, see a
-failed job explained, delete it. Screenshots go to test-artifacts/ (not committed).
+player, rename a speaker and remember the voice, download the SRT, correct a line's text and
+who said it then undo that, replay a stage, see a failed job explained, delete it.
+Screenshots go to test-artifacts/ (not committed).
 """
 
 from __future__ import annotations
@@ -54,6 +55,99 @@ def empty_wav(tmp: Path) -> Path:
     path = tmp / "empty.wav"
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     return path
+
+
+def download_txt(page: Page) -> str:
+    with page.expect_download() as download:
+        page.click("#downloads a:text-is('TXT')")
+    return Path(download.value.path()).read_text()
+
+
+def focused(page: Page, selector: str) -> bool:
+    return bool(page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector))
+
+
+def correct_and_undo(page: Page, screenshots: Path) -> None:
+    """Fix a whole line's text (double-click, Enter), one word of another (its timings
+    kept), give a third line to Alice; the transcript and the TXT follow; undo each, the
+    oldest first, and both read as before. Speaker 1 is Alice already; the rename stays."""
+    lines = page.locator("#transcript li")
+    txt_before = download_txt(page)
+    transcript_before = page.inner_text("#transcript")
+    assert page.locator("#corrections li").count() == 1
+    assert "Speaker 1 named “Alice”" in page.inner_text("#corrections")
+    word_counts = page.eval_on_selector_all(
+        "#transcript li", "lis => lis.map(li => li.querySelectorAll('.w').length)"
+    )
+    speakers = page.eval_on_selector_all(
+        "#transcript li", "lis => lis.map(li => li.dataset.speaker)"
+    )
+    first_name = page.inner_text("#transcript li[data-index='0'] .who")
+    one_word = next(i for i in range(1, len(word_counts)) if word_counts[i] >= 2)
+    moved = next(i for i, s in enumerate(speakers) if s == "S2" and i not in (0, one_word))
+
+    # Edit, then Escape: nothing changes and the focus is back on the line's Edit button.
+    lines.nth(0).locator("button.edit").click()
+    assert focused(page, "#edit-text-0")
+    page.keyboard.type(" and more")
+    page.keyboard.press("Escape")
+    assert focused(page, "#transcript li[data-index='0'] button.edit")
+    assert page.inner_text("#transcript") == transcript_before
+
+    # A whole line: double-click its text, type, Enter.
+    page.dblclick("#transcript li[data-index='0'] .text")
+    assert focused(page, "#edit-text-0")
+    assert page.get_attribute("label[for=edit-text-0]", "class") == "sr-only"
+    page.fill("#edit-text-0", "Scribe corrected this line.")
+    page.screenshot(path=str(screenshots / "page-editing-laptop.png"))
+    page.press("#edit-text-0", "Enter")
+    page.wait_for_selector(
+        "#transcript li[data-index='0'] .text:text-is('Scribe corrected this line.')"
+    )
+    assert "Saved: the line at" in page.inner_text("#correction-status")
+    assert focused(page, "#transcript li[data-index='0'] button.edit")
+
+    # One word of another line: the line keeps its words, so the player still follows it.
+    page.click(f"#transcript li[data-index='{one_word}'] button.edit")
+    before = page.input_value(f"#edit-text-{one_word}")
+    page.fill(f"#edit-text-{one_word}", before.rsplit(" ", 1)[0] + " zebras.")
+    page.click(f"#transcript li[data-index='{one_word}'] button[type=submit]")
+    fixed = page.locator(f"#transcript li[data-index='{one_word}'] .w")
+    fixed.last.filter(has_text="zebras.").wait_for()
+    assert fixed.count() == word_counts[one_word]
+
+    # Who said a line: the speakers of the job in a select.
+    page.click(f"#transcript li[data-index='{moved}'] button.edit")
+    options = page.locator(f"#edit-speaker-{moved} option").all_inner_texts()
+    assert options[:2] == ["Alice", "Speaker 2"], options
+    page.select_option(f"#edit-speaker-{moved}", "S1")
+    page.click(f"#transcript li[data-index='{moved}'] button[type=submit]")
+    page.wait_for_selector(f"#transcript li[data-index='{moved}'][data-speaker=S1]")
+    assert page.inner_text(f"#transcript li[data-index='{moved}'] .who") == "Alice"
+    assert "is said by Alice" in page.inner_text("#correction-status")
+
+    kinds = page.eval_on_selector_all("#corrections li", "lis => lis.map(li => li.dataset.kind)")
+    assert kinds == ["reassign", "fix_text", "fix_text", "rename_speaker"]  # newest first
+    txt = download_txt(page)
+    assert f"{first_name}: Scribe corrected this line." in txt and "zebras." in txt
+    assert txt.count("Alice: ") == txt_before.count("Alice: ") + 1
+    assert txt.count("Speaker 2: ") == txt_before.count("Speaker 2: ") - 1
+    page.screenshot(path=str(screenshots / "page-corrected-laptop.png"), full_page=True)
+
+    # Undo the oldest of the three first: the two after it still apply.
+    page.click("#corrections li:has-text('Scribe corrected this line.') button.undo")
+    page.wait_for_function("() => document.querySelectorAll('#corrections li').length === 3")
+    assert "Undone: " in page.inner_text("#correction-status")
+    assert focused(page, "#corrections button.undo")
+    assert "Scribe corrected" not in page.inner_text("#transcript")
+    assert "zebras." in page.inner_text("#transcript")
+    for kind, left in (("reassign", 2), ("fix_text", 1)):
+        page.click(f"#corrections li[data-kind={kind}] button.undo")
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#corrections li').length === n", arg=left
+        )
+    assert page.inner_text("#transcript") == transcript_before
+    assert download_txt(page) == txt_before
 
 
 def test_page_end_to_end(
@@ -172,6 +266,9 @@ def test_page_end_to_end(
         assert srt.startswith("1\n00:00:")
         assert srt.count("Alice: ") == s1_segments and "Speaker 1" not in srt
         assert "Speaker 2: " in srt
+
+        # ---- correct lines in place, see it in the transcript and the TXT, undo it all
+        correct_and_undo(page, screenshots)
 
         # ---- replay from diarize with the same speakers: only what must, re-runs
         page.click("#replay summary")
