@@ -104,11 +104,6 @@ class FixText(BaseModel):
     merge_sha256: str | None = None
 
 
-def _basis_changed(result: MeetingResult, merge_sha256: str | None) -> bool:
-    basis = result.provenance.get("merge")
-    return bool(merge_sha256 and basis is not None and basis.sha256 != merge_sha256)
-
-
 def check_reassign(result: MeetingResult, payload: dict[str, Any]) -> Reassign:
     """The payload, validated against `result`; CorrectionOutOfRange says what is wrong."""
     r = Reassign.model_validate(payload)
@@ -158,8 +153,6 @@ def _segment_of(words: list[ResultWord], speaker: str) -> ResultSegment:
 
 def _reassign(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
     r = check_reassign(result, payload)
-    if _basis_changed(result, r.merge_sha256):
-        return result
     seg = result.segments[r.segment]
     if r.word_start is None or r.word_end is None:
         words = [w.model_copy(update={"speaker": r.speaker}) for w in seg.words]
@@ -178,8 +171,6 @@ def _reassign(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
 
 def _fix_text(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
     f = check_fix_text(result, payload)
-    if _basis_changed(result, f.merge_sha256):
-        return result
     seg = result.segments[f.segment]
     if f.word is None:
         fixed = seg.model_copy(update={"text": f.text.strip(), "words": []})
@@ -206,15 +197,24 @@ APPLIERS: dict[str, Applier] = {
 }
 
 
-def apply_corrections(result: MeetingResult, corrections: Sequence[Correction]) -> MeetingResult:
+# Kinds whose payload points at a segment by its index in the result as corrected so far.
+SEGMENT_KINDS = frozenset({REASSIGN, FIX_TEXT})
+
+
+def apply_corrections(
+    result: MeetingResult, corrections: Sequence[Correction], basis: str | None = None
+) -> MeetingResult:
     """The result with every correction applied, oldest first (a later one wins).
 
-    Unknown kinds and payloads that no longer fit are skipped, not fatal: a result must
-    always be readable, and a newer gateway may have written kinds this one does not know.
+    `basis` is the sha256 of the merged result being corrected. A segment correction
+    recorded against another merged result (the job was replayed since) is skipped: its
+    indices point at that result's segments, not these. Unknown kinds and payloads that
+    no longer fit are skipped too, not fatal: a result must always be readable, and a
+    newer gateway may have written kinds this one does not know.
     """
     for correction in corrections:
         applier = APPLIERS.get(correction.kind)
-        if applier is None:
+        if applier is None or _other_basis(correction, basis):
             continue
         try:
             result = applier(result, correction.payload)
@@ -223,12 +223,16 @@ def apply_corrections(result: MeetingResult, corrections: Sequence[Correction]) 
     return result
 
 
-# Kinds whose payload points at a segment by its index in the result as corrected so far.
-SEGMENT_KINDS = frozenset({REASSIGN, FIX_TEXT})
+def _other_basis(correction: Correction, basis: str | None) -> bool:
+    made_on = correction.payload.get("merge_sha256")
+    return bool(correction.kind in SEGMENT_KINDS and made_on and basis and made_on != basis)
 
 
 def undo_blocked_by(
-    result: MeetingResult, corrections: Sequence[Correction], correction_id: str
+    result: MeetingResult,
+    corrections: Sequence[Correction],
+    correction_id: str,
+    basis: str | None = None,
 ) -> list[Correction]:
     """The later corrections that undoing `correction_id` alone would misplace.
 
@@ -240,11 +244,13 @@ def undo_blocked_by(
     at = next((i for i, c in enumerate(corrections) if c.id == correction_id), None)
     if at is None:
         return []
-    later = [c for c in corrections[at + 1 :] if c.kind in SEGMENT_KINDS]
+    later = [
+        c for c in corrections[at + 1 :] if c.kind in SEGMENT_KINDS and not _other_basis(c, basis)
+    ]
     if not later:
         return []
-    before = apply_corrections(result, corrections[:at])
-    after = apply_corrections(before, corrections[at : at + 1])
+    before = apply_corrections(result, corrections[:at], basis)
+    after = apply_corrections(before, corrections[at : at + 1], basis)
     return later if len(after.segments) != len(before.segments) else []
 
 

@@ -246,7 +246,7 @@ async def undo_correction(
     merge = await jobs.current_artifact(job_id, "merge")
     if merge is not None:
         result = await asyncio.to_thread(store.get_json, store.key_of(merge.uri), MeetingResult)
-        blocked = undo_blocked_by(result, corrections, correction_id)
+        blocked = undo_blocked_by(result, corrections, correction_id, basis=merge.sha256)
         if blocked:
             raise Conflict(
                 f"correction {correction_id} split a segment, so the {len(blocked)} segment"

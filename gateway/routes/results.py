@@ -119,7 +119,8 @@ async def corrected_result(
     if record is None:
         raise NotFound(f"job {job_id} succeeded but has no merged result recorded")
     result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
-    return apply_corrections(result, await jobs.list_corrections(job_id, owner))
+    corrections = await jobs.list_corrections(job_id, owner)
+    return apply_corrections(result, corrections, basis=record.sha256)
 
 
 def _not_ready(job: Job) -> Conflict:

@@ -119,3 +119,36 @@ async def test_voiceprints_of_another_model_are_listed_stale(
     )
     listed = {s["id"]: s["stale"] for s in (await client.get("/v1/speakers")).json()}
     assert listed[old.id] is True and listed[new.id] is False
+
+
+async def test_segment_corrections_stay_with_the_merged_result_they_were_made_on(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    """A replay that merges again gives other segments: text and speaker corrections made
+    on the earlier result (by segment index) no longer apply; a rename still does."""
+    from core.artifacts import MeetingResult, ResultSegment
+
+    job = await finished_job(services)
+    url = f"/v1/jobs/{job.id}/corrections"
+    fix = {"kind": "fix_text", "segment": 1, "text": "Hi there."}
+    assert (await client.post(url, json=fix)).status_code == 201
+    renamed = await client.patch(f"/v1/jobs/{job.id}/speakers/S2", json={"name": "Alice"})
+    assert renamed.status_code == 200, renamed.text
+    result = (await client.get(f"/v1/jobs/{job.id}/result")).json()
+    assert [s["text"] for s in result["segments"]] == ["Hello.", "Hi there.", "Bye."]
+
+    # The merge stage runs again (a replay) and its new result has one segment more.
+    first = await services.jobs.current_artifact(job.id, "merge")
+    assert first is not None
+    old = services.store.get_json(services.store.key_of(first.uri), MeetingResult)
+    extra = ResultSegment(start=0.2, end=0.4, speaker="S2", text="Um.", words=[])
+    merged_again = old.model_copy(
+        update={"segments": [old.segments[0], extra, *old.segments[1:]]}
+    )
+    await record_artifact(services, job.id, "merge", "k4", merged_again)
+    merge = await services.jobs.current_artifact(job.id, "merge")
+    assert merge is not None and merge.sha256 != job.merge_sha256
+
+    result = (await client.get(f"/v1/jobs/{job.id}/result")).json()
+    assert [s["text"] for s in result["segments"]] == ["Hello.", "Um.", "Hi.", "Bye."]
+    assert {s["id"]: s.get("name") for s in result["speakers"]}["S2"] == "Alice"

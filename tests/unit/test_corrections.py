@@ -98,3 +98,26 @@ def test_blend_voiceprints_is_a_unit_mean() -> None:
     assert math.isclose(blended[0], blended[1])
     assert math.isclose(math.hypot(*blended), 1.0)
     assert blend_voiceprints([1.0, 0.0, 0.0], [0.0, 2.0]) == [0.0, 1.0]  # other size: the new
+
+
+def test_segment_corrections_apply_only_to_the_merged_result_they_were_made_on() -> None:
+    """After a replay the merged result is another one: its segments are not those the
+    old corrections' indices point at, so those corrections are left out (a rename, which
+    names a speaker label, still applies)."""
+    from core.corrections import FIX_TEXT
+
+    made_on = "a" * 64
+    fix = Correction(
+        id="c-1",
+        job_id="job-1",
+        kind=FIX_TEXT,
+        payload={"segment": 1, "text": "Hello there.", "merge_sha256": made_on},
+    )
+    named = rename("S2", "Alice")
+    same = apply_corrections(meeting(), [fix, named], basis=made_on)
+    assert same.segments[1].text == "Hello there."
+    replayed = apply_corrections(meeting(), [fix, named], basis="b" * 64)
+    assert replayed.segments[1].text == "Hi."
+    assert {s.id: s.name for s in replayed.speakers}["S2"] == "Alice"
+    # Without a known basis (an older caller), the correction applies as before.
+    assert apply_corrections(meeting(), [fix]).segments[1].text == "Hello there."
