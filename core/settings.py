@@ -29,7 +29,7 @@ class ModelSettings(BaseModel):
     """
 
     # "fake": the named fakes of stages/engines/fake.py instead of the models. Exists for
-    # bench/queue.py (the orchestration's ceiling with engines that cost nothing) only;
+    # bench/ceiling.py (the orchestration's ceiling with engines that cost nothing) only;
     # nothing else uses it.
     engine: Literal["real", "fake"] = "real"
     device: Literal["cpu", "cuda", "auto"] = "cpu"

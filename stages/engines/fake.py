@@ -1,7 +1,7 @@
 """Named fakes with the engines' interfaces.
 
 Two users only: the unit tests (through tests/fakes.py) and `models.engine = "fake"`, which
-exists for bench/queue.py, the benchmark of the orchestration alone (gateway, queue, five
+exists for bench/ceiling.py, the benchmark of the orchestration alone (gateway, queue, five
 stage tasks, storage, events) with engines that cost nothing. Nothing else selects them and
 they are never a default.
 """

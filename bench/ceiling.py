@@ -8,8 +8,8 @@ Baseline in the same command: the same stage functions called directly in this p
 (probe + decode + fake diarize + fake transcribe + identify + merge, no queue, no storage),
 one job after another: the per-job cost of the work itself.
 
-    .venv/bin/python -m bench.queue                      # 50 jobs, concurrency 4
-    .venv/bin/python -m bench.queue --jobs 20 --concurrency 1
+    .venv/bin/python -m bench.ceiling                      # 50 jobs, concurrency 4
+    .venv/bin/python -m bench.ceiling --jobs 20 --concurrency 1
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def run_baseline(copies: list[Path]) -> list[float]:
     for n, path in enumerate(copies):
         t0 = time.perf_counter()
         info = decode_stage.probe(path)
-        with tempfile.TemporaryDirectory(prefix="scribe-bench-queue-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="scribe-bench-ceiling-") as tmp:
             wav = Path(tmp) / "audio.wav"
             num = decode_stage.decode_to_wav(
                 path,
@@ -197,7 +197,7 @@ def report(res: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = base_parser("queue", __doc__.split("\n\n")[0])
+    p = base_parser("ceiling", __doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=4, help="clients submitting at once")
     p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="a WAV file")
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.jobs = min(args.jobs, 10)
-    work = Path(tempfile.mkdtemp(prefix="scribe-bench-queue-"))
+    work = Path(tempfile.mkdtemp(prefix="scribe-bench-ceiling-"))
     try:
         copies = [
             make_copy(args.audio, work / f"job{n}.wav", 10 * (n + 1), args.seconds)
@@ -214,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         print("baseline ...", file=sys.stderr)
         base = run_baseline(copies[: min(len(copies), 21)])
         with bench_settings(
-            "queue", embedded=args.embedded, keep=args.keep, models={"engine": "fake"}
+            "ceiling", embedded=args.embedded, keep=args.keep, models={"engine": "fake"}
         ) as settings:
             print(f"system ({infra_note(settings)}) ...", file=sys.stderr)
             system = run_system(settings, copies, args.concurrency)
         res = {
-            "bench": "queue",
+            "bench": "ceiling",
             "audio": str(args.audio),
             "audio_name": args.audio.name,
             "seconds": args.seconds,
