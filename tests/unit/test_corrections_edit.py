@@ -73,8 +73,12 @@ def test_reassign_to_a_new_label_adds_the_speaker() -> None:
 
 
 def test_reassign_for_another_merge_is_skipped() -> None:
+    """`basis` is the sha256 of the merged result being corrected (the gateway passes the
+    current merge artifact's); a reassign made on another one is left out."""
     c = corr(REASSIGN, segment=1, speaker="S1", merge_sha256="x" * 64)
-    assert apply_corrections(meeting(), [c]) == meeting()
+    assert apply_corrections(meeting(), [c], basis=MERGE_SHA) == meeting()
+    same = corr(REASSIGN, segment=1, speaker="S1", merge_sha256=MERGE_SHA)
+    assert apply_corrections(meeting(), [same], basis=MERGE_SHA).segments[1].speaker == "S1"
 
 
 def test_bad_ranges_are_refused_by_the_check_and_skipped_on_read() -> None:
