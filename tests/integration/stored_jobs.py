@@ -4,14 +4,19 @@ tested over HTTP with no worker and no model running.
 `finished_job` stores an upload and the decode, diarize and merge artifacts of a short
 two-speaker meeting and records them in the job store; `record_artifact` adds one more
 artifact (an identify result, say) to a job; `queued_job` is a job that has only its upload.
+`enrolled_speaker` creates a voiceprint row the way the worker's enrollment task does, for
+stand-in workers; `module_services` connects and removes the speakers a module enrolled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 import wave
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -28,6 +33,8 @@ from core.artifacts import (
     ResultWord,
     Turn,
 )
+from core.jobs import SpeakerGovernance
+from core.settings import Settings
 from gateway.services import Services
 from storage.artifacts import StoredObject, artifact_dir, upload_key
 
@@ -147,3 +154,44 @@ async def finished_job(services: Services, *, succeed: bool = True) -> FinishedJ
     merged = await record_artifact(services, job_id, "merge", "k3", result)
     await services.jobs.job_succeeded(job_id)
     return FinishedJob(job_id, audio, merged.sha256)
+
+
+async def enrolled_speaker(
+    services: Services,
+    speaker_id: str,
+    name: str,
+    clip_keys: list[str],
+    governance: dict[str, Any],
+    *,
+    model: str,
+    embedding: Sequence[float],
+) -> dict[str, Any]:
+    """What the enrollment task returns, the row created as it creates it (owner, consent
+    and expiry from the gateway's `governance`), with a given embedding instead of a model's."""
+    rules = SpeakerGovernance.model_validate(governance)
+    speaker = await services.jobs.create_speaker(
+        name=name,
+        model=model,
+        embedding=embedding,
+        speaker_id=speaker_id,
+        clip_uris=[services.store.uri(k) for k in clip_keys],
+        owner=rules.owner,
+        consent=rules.consent(),
+        expires_at=rules.expires_at,
+    )
+    return speaker.model_dump(mode="json")
+
+
+@contextlib.asynccontextmanager
+async def module_services(settings: Settings) -> AsyncIterator[Services]:
+    """Services for a test module; on the way out, the speakers it enrolled are deleted
+    (the session database is shared with other modules, which expect no speakers)."""
+    svc = await Services.connect(settings)
+    before = {s.id for s in await svc.jobs.list_speakers()}
+    try:
+        yield svc
+    finally:
+        for s in await svc.jobs.list_speakers():
+            if s.id not in before:
+                await svc.jobs.delete_speaker(s.id)
+        await svc.close()

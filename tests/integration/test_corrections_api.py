@@ -24,20 +24,15 @@ from tests.integration.stored_jobs import (
     MODEL,
     FinishedJob,
     finished_job,
+    module_services,
     queued_job,
 )
 
 
 @pytest.fixture(scope="module")
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    svc = await Services.connect(settings)
-    before = {s.id for s in await svc.jobs.list_speakers()}
-    yield svc
-    # The session database is shared with other modules, which expect no speakers.
-    for s in await svc.jobs.list_speakers():
-        if s.id not in before:
-            await svc.jobs.delete_speaker(s.id)
-    await svc.close()
+    async with module_services(settings) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import httpx
 import pytest
 
 from core.events import JobEvent
-from core.jobs import SpeakerGovernance
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
 from storage.artifacts import upload_key
-from tests.integration.stored_jobs import record_artifact
+from tests.integration.stored_jobs import enrolled_speaker, record_artifact
 
 WAV = "misc/english.wav"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
@@ -500,21 +499,12 @@ async def test_enroll_speaker_with_a_fake_worker(
         speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
     ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
-        rules = SpeakerGovernance.model_validate(governance)
         for key in clip_keys:
             if len(gw.store.get_bytes(key)) < 100_000:
                 raise StageFailed("enroll", f"clip {key.rsplit('-', 1)[1]} is too short")
-        speaker = await gw.jobs.create_speaker(
-            name=name,
-            model="fake",
-            embedding=[0.1, 0.2],
-            speaker_id=speaker_id,
-            clip_uris=[gw.store.uri(k) for k in clip_keys],
-            owner=rules.owner,
-            consent=rules.consent(),
-            expires_at=rules.expires_at,
+        return await enrolled_speaker(
+            gw, speaker_id, name, clip_keys, governance, model="fake", embedding=[0.1, 0.2]
         )
-        return speaker.model_dump(mode="json")
 
     await worker.startup()
     stop = asyncio.Event()

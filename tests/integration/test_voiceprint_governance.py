@@ -19,13 +19,19 @@ import httpx
 import pytest
 from taskiq.receiver import Receiver
 
-from core.jobs import SpeakerGovernance
 from core.settings import Settings
 from events.queue import make_broker
 from gateway.app import create_app, retention_sweeper, sweep_voiceprints_once
 from gateway.services import Services
 from storage.artifacts import speaker_prefix
-from tests.integration.stored_jobs import MODEL, finished_job, wav_bytes
+from tests.integration.stored_jobs import (
+    EMBEDDING,
+    MODEL,
+    enrolled_speaker,
+    finished_job,
+    module_services,
+    wav_bytes,
+)
 
 GOVERNANCE = ("consent_by", "consent_at", "consent_note", "source", "expires_at")
 
@@ -38,14 +44,8 @@ def gov_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 async def services(gov_settings: Settings) -> AsyncIterator[Services]:
-    svc = await Services.connect(gov_settings)
-    before = {s.id for s in await svc.jobs.list_speakers()}
-    yield svc
-    # The session database is shared with other modules, which expect no speakers.
-    for s in await svc.jobs.list_speakers():
-        if s.id not in before:
-            await svc.jobs.delete_speaker(s.id)
-    await svc.close()
+    async with module_services(gov_settings) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +63,9 @@ async def enroll_calls(
         speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
     ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
-        rules = SpeakerGovernance.model_validate(governance)
-        speaker = await services.jobs.create_speaker(
-            name=name,
-            model=MODEL,
-            embedding=[0.6, 0.8, 0.0],
-            speaker_id=speaker_id,
-            clip_uris=[services.store.uri(k) for k in clip_keys],
-            owner=rules.owner,
-            consent=rules.consent(),
-            expires_at=rules.expires_at,
+        return await enrolled_speaker(
+            services, speaker_id, name, clip_keys, governance, model=MODEL, embedding=EMBEDDING
         )
-        return speaker.model_dump(mode="json")
 
     await worker.startup()
     stop = asyncio.Event()
