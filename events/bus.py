@@ -157,7 +157,8 @@ class EventBus:
         return f"{self.prefix}:events:{job_id}"
 
     def channel(self, job_id: str) -> str:
-        return f"{self.prefix}:live:{job_id}"
+        # The fan-out finds the job in a channel's name by this same prefix.
+        return f"{self.live.channel_prefix}{job_id}"
 
     async def publish(self, event: JobEvent) -> JobEvent:
         """Append the event to the job's stream and announce it live, in one round trip.
