@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -119,8 +120,23 @@ def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    # soft_wrap: one line whatever the terminal's width, so a path is never broken in two.
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def readable_file(path: Path) -> Path:
+    """`path` when it is a file this process can read, else a one-line error naming it.
+
+    Checked here rather than by typer's `exists=True`, whose boxed message is wrapped at the
+    terminal's width."""
+    if not path.exists():
+        raise fail(f"{path} does not exist", 2)
+    if path.is_dir():
+        raise fail(f"{path} is a folder; give a file", 2)
+    if not os.access(path, os.R_OK):
+        raise fail(f"{path} cannot be read (permission denied)", 2)
+    return path
 
 
 # ---------------------------------------------------------------- run
@@ -129,7 +145,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def run(
     file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Audio or video file")
+        Path, typer.Argument(help="Audio or video file", show_default=False)
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="txt, json, srt or vtt")] = "txt",
     output: Annotated[
@@ -144,6 +160,7 @@ def run(
     server: ServerOpt = None,
 ) -> None:
     """Transcribe FILE: who said what, when. Shows each stage's progress."""
+    readable_file(file)
     if fmt not in FORMATS:
         raise fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", 2)
     params = {
@@ -268,12 +285,15 @@ def gateway(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.server import server_config
 
     settings = Settings()
     if not settings.database_url or not settings.redis_url:
         raise fail("set SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL (or use `scribe serve`)", 2)
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+    config = server_config(create_app(settings), settings, host=host, port=port,
+                           proxy_headers=True)  # fmt: skip
+    uvicorn.Server(config).run()
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -421,7 +441,7 @@ def speakers_enroll(
     name: Annotated[str, typer.Argument(help="The person's name")],
     clips: Annotated[
         list[Path],
-        typer.Argument(exists=True, dir_okay=False, help="Clean speech of that person only"),
+        typer.Argument(help="Clean speech of that person only", show_default=False),
     ],
     consent_by: Annotated[
         str | None,
@@ -454,6 +474,8 @@ def speakers_enroll(
 
         scribe speakers enroll Alice a1.wav a2.wav --consent-by Alice --expires 365d
     """
+    for clip in clips:
+        readable_file(clip)
     if consent_note and not (consent_by or "").strip():
         raise fail("--consent-note needs --consent-by (who consented)", 2)
     try:

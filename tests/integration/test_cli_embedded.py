@@ -39,11 +39,16 @@ def test_help_lists_commands() -> None:
     assert "--num-speakers" in run_help.stdout and "--format" in run_help.stdout
 
 
-def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    out = subprocess.run([*SCRIBE, "run", str(tmp_path / "nope.wav")], capture_output=True,
-                         text=True, cwd=REPO, env=_clean_env(tmp_path))
-    assert out.returncode != 0
-    assert "does not exist" in out.stderr
+@pytest.mark.parametrize("columns", ["40", "250"])
+def test_missing_file_is_a_clear_error(tmp_path: Path, columns: str) -> None:
+    # A long path, so that a message wrapped at the terminal's width would break it.
+    missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "nope.wav"
+    env = {**_clean_env(tmp_path), "COLUMNS": columns}
+    out = subprocess.run([*SCRIBE, "run", str(missing)], capture_output=True,
+                         text=True, cwd=REPO, env=env)
+    assert out.returncode == 2
+    # One line that names the path, whatever the terminal's width.
+    assert out.stderr.strip() == f"error: {missing} does not exist"
 
 
 @pytest.mark.slow
