@@ -118,16 +118,9 @@ def run_baseline(copies: list[Path]) -> list[float]:
     times = []
     for n, path in enumerate(copies):
         t0 = time.perf_counter()
-        info = decode_stage.probe(path)
         with tempfile.TemporaryDirectory(prefix="scribe-bench-ceiling-") as tmp:
             wav = Path(tmp) / "audio.wav"
-            num = decode_stage.decode_to_wav(
-                path,
-                wav,
-                sample_rate=16000,
-                ffmpeg_exe=ffmpeg,
-                expected_duration_s=info.duration_s,
-            )
+            _, num = decode_stage.decode_media(path, wav, ffmpeg_exe=ffmpeg)
             audio = decode_stage.load_wav(wav)
         d = diarize_stage.run(audio, diarize_stage.DiarizeParams(), diarizer, nothing)
         tr = transcribe_stage.run(

@@ -88,6 +88,22 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 2 * 1024**3
     max_duration_s: float = 6 * 3600.0
+    # Enrollment clips: each at most this long (or the API key's max_duration_s, when
+    # lower), all of one enrollment together at most the total. A voiceprint needs tens of
+    # seconds of clean speech; longer clips only cost the shared worker memory.
+    enroll_max_clip_s: float = 60.0
+    enroll_max_total_s: float = 180.0
+    # HTTP limits, before any route runs (gateway.guard, gateway.server). Bodies of the
+    # routes that are not uploads (JSON: corrections, renames, replays) are small.
+    max_request_body_bytes: int = 256 * 1024
+    # The request line and headers must arrive within this; then each chunk of a body
+    # within the idle timeout, and a whole body (an upload) within the upload timeout.
+    header_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+    upload_timeout_s: float = 3 * 3600.0
+    # Open connections (and requests in progress) one gateway process serves; past it,
+    # new ones get a 503. Per-client limits belong to the proxy (traefik.yml).
+    max_connections: int = 1000
     # Cosine threshold for naming a speaker. None: the value calibrated for the embedding
     # model in use (`scribe calibrate`), else 0.6. Set it to override the calibration.
     identify_threshold: float | None = None

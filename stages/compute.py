@@ -44,31 +44,17 @@ def _input(si: StageInput, stage: str) -> str:
 def decode(si: StageInput) -> StoredObject:
     store = si.state.store
     settings = si.state.settings
+    # The server's limit, or the one of the API key that created the job when lower.
+    limit = settings.max_duration_s
+    if si.job.max_duration_s is not None:
+        limit = min(limit, si.job.max_duration_s)
     with store.local_file(upload_key(si.job.id)) as src:
-        info = decode_stage.probe(src)
-        # The server's limit, or the one of the API key that created the job when lower.
-        limit = settings.max_duration_s
-        if si.job.max_duration_s is not None:
-            limit = min(limit, si.job.max_duration_s)
-        if info.duration_s is not None and info.duration_s > limit:
-            raise StageFailed(
-                "decode",
-                f"the recording lasts {info.duration_s / 3600:.1f} h; the limit is "
-                f"{limit / 3600:.1f} h"
-                + (f" ({info.duration_s:.1f} s > {limit:.1f} s)" if limit < 3600 else ""),
-            )
         si.progress("decode", 0, 1)
         with tempfile.TemporaryDirectory(prefix="scribe-decode-") as tmp:
             wav = Path(tmp) / "audio.wav"
-            num_samples = decode_stage.decode_to_wav(
-                src,
-                wav,
-                sample_rate=16000,
-                ffmpeg_exe=decode_stage.find_ffmpeg(),
-                expected_duration_s=info.duration_s,
+            info, num_samples = decode_stage.decode_media(
+                src, wav, ffmpeg_exe=decode_stage.find_ffmpeg(), max_duration_s=limit
             )
-            if num_samples == 0:
-                raise StageFailed("decode", "the file holds no audio samples (0 s of sound)")
             audio = store.put_file(f"{si.key_dir}/audio.wav", wav)
     si.progress("decode", 1, 1)
     doc = DecodedAudio(
@@ -139,17 +125,43 @@ def merge(si: StageInput) -> StoredObject:
     return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
 
 
-def enroll(state: WorkerState, clip_keys: list[str]) -> tuple[list[float], str]:
-    """Decode each enrollment clip and average its embeddings into one voiceprint."""
+def enroll(
+    state: WorkerState, clip_keys: list[str], max_duration_s: float | None = None
+) -> tuple[list[float], str]:
+    """Decode each enrollment clip and average its embeddings into one voiceprint.
+
+    Each clip is held to the per-clip limit (and the API key's duration limit, when lower),
+    all of them together to the total limit, so a clip costs the shared worker a bounded
+    amount of memory and time."""
+    settings = state.settings
+    per_clip = settings.enroll_max_clip_s
+    if max_duration_s is not None:
+        per_clip = min(per_clip, max_duration_s)
+    left = settings.enroll_max_total_s
     clips: list[np.ndarray] = []
     ffmpeg = decode_stage.find_ffmpeg()
     for n, key in enumerate(clip_keys, 1):
+        if left <= 0:
+            raise BadInput(
+                f"the clips last more than {settings.enroll_max_total_s:.0f} s together,"
+                " the limit for one enrollment; send fewer or shorter clips"
+            )
         with state.store.local_file(key) as src, tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "clip.wav"
+            cap = min(per_clip, left)
             try:
-                decode_stage.decode_to_wav(src, wav, sample_rate=16000, ffmpeg_exe=ffmpeg)
+                _, samples = decode_stage.decode_media(
+                    src, wav, ffmpeg_exe=ffmpeg, max_duration_s=cap, what="the clip"
+                )
             except StageFailed as exc:
-                raise BadInput(f"clip {n}: {exc.message}") from exc
+                message = exc.message
+                if cap < per_clip and "limit" in message:
+                    message += (
+                        f" (what is left of the {settings.enroll_max_total_s:.0f} s"
+                        " all clips may last together)"
+                    )
+                raise BadInput(f"clip {n}: {message}") from exc
+            left -= samples / 16000
             clips.append(decode_stage.load_wav(wav))
     encoder = state.models.encoder()
     return identify_stage.enroll_embedding(clips, encoder), encoder.model_id

@@ -364,12 +364,15 @@ async def enroll_task(
     name: str,
     clip_keys: list[str],
     governance: dict[str, Any],
+    max_duration_s: float | None,
     context: Annotated[Context, TaskiqDepends()],
 ) -> dict[str, Any]:
     state = _state(context)
     rules = SpeakerGovernance.model_validate(governance)
     try:
-        embedding, model = await asyncio.to_thread(compute.enroll, state, clip_keys)
+        embedding, model = await asyncio.to_thread(
+            compute.enroll, state, clip_keys, max_duration_s
+        )
     finally:
         state.models.release()
     speaker = await state.jobs.create_speaker(

@@ -162,7 +162,13 @@ async def enroll_speaker(
             ENROLL_TASK, services.broker, labels={}
         )
         governance = SpeakerGovernance.of(principal.owner, consent, expires_at)
-        task = await kicker.kiq(speaker_id, name, clip_keys, governance.model_dump(mode="json"))
+        task = await kicker.kiq(
+            speaker_id,
+            name,
+            clip_keys,
+            governance.model_dump(mode="json"),
+            principal.max_duration_s,  # the key's limit holds for clips too
+        )
         try:
             result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
         except TaskiqResultTimeoutError:

@@ -44,7 +44,7 @@ def load(src: Path, wav_dir: Path) -> np.ndarray:
     """Through the real decode stage, as a job would."""
     dst = wav_dir / f"{src.parent.name}-{src.stem}.wav"
     if not dst.exists():
-        decode.decode_to_wav(src, dst, ffmpeg_exe=decode.find_ffmpeg())
+        decode.decode_media(src, dst, ffmpeg_exe=decode.find_ffmpeg())
     return decode.load_wav(dst)
 
 

@@ -496,7 +496,11 @@ async def test_enroll_speaker_with_a_fake_worker(
 
     @worker.task(task_name="scribe.enroll")
     async def enroll(
-        speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
+        speaker_id: str,
+        name: str,
+        clip_keys: list[str],
+        governance: dict[str, object],
+        max_duration_s: float | None,
     ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
         for key in clip_keys:

@@ -512,7 +512,7 @@ async def test_duration_limit_on_real_audio(
         resp = await c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(3.0))})
     assert resp.status_code == 202
     limited = WorkerState(**{**worker_state.__dict__, "settings": short})
-    case = Case("x", upload(b""), 202, says=r"lasts 0\.0 h; the limit is 0\.0 h", decode="fail")
+    case = Case("x", upload(b""), 202, says=r"lasts 3\.0 s; the limit is 2\.0 s", decode="fail")
     await decode_outcome(limited, resp.json()["id"], case)
 
 

@@ -288,8 +288,8 @@ async def test_stream_token_opens_events_and_audio_of_one_job(
         assert code(resp) == (401, "unauthorized"), path
     payload, signature = token.split(".")
     forged = f"{payload}.{'A' * len(signature)}"
-    signed_elsewhere = stream_token("not the server's secret", job.id, alice.id)
-    expired = stream_token(services.secret, job.id, alice.id, now=time.time() - 601)
+    signed_elsewhere = stream_token("not the server's secret", job.id, alice.id, None)
+    expired = stream_token(services.secret, job.id, alice.id, None, now=time.time() - 601)
     for bad in (forged, signed_elsewhere, expired, "garbage", ""):
         resp = await client.get(f"/v1/jobs/{job.id}/events", params={"token": bad})
         assert code(resp) == (401, "unauthorized"), bad
@@ -339,7 +339,7 @@ async def test_duration_limit_fails_the_job_at_decode(
         await state.close()
     job = await services.jobs.get_job(job_id)
     assert job.status == "failed" and job.error is not None and job.error.stage == "decode"
-    assert "3.0 s > 1.0 s" in job.error.message, job.error.message
+    assert "lasts 3.0 s; the limit is 1.0 s" in job.error.message, job.error.message
 
 
 # ---------------------------------------------------------------- retention

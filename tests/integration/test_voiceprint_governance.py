@@ -60,7 +60,11 @@ async def enroll_calls(
 
     @worker.task(task_name="scribe.enroll")
     async def enroll(
-        speaker_id: str, name: str, clip_keys: list[str], governance: dict[str, object]
+        speaker_id: str,
+        name: str,
+        clip_keys: list[str],
+        governance: dict[str, object],
+        max_duration_s: float | None,
     ) -> dict[str, object]:
         calls.append((speaker_id, name, clip_keys))
         return await enrolled_speaker(
