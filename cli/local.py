@@ -163,9 +163,11 @@ class GatewayThread:
         import uvicorn
 
         from gateway.app import create_app
+        from gateway.server import server_config
 
-        config = uvicorn.Config(
+        config = server_config(
             create_app(self.settings),
+            self.settings,
             host=self.host,
             port=self.port,
             log_level="warning",

@@ -38,7 +38,8 @@ class Job(BaseModel):
     filename: str | None = None
     content_type: str | None = None
     size_bytes: int
-    upload_uri: str
+    # Where the upload is stored: a server path or bucket key, never shown to clients.
+    upload_uri: str = Field(exclude=True)
     upload_sha256: str
     params: JobParams = Field(default_factory=JobParams)
     duration_s: float | None = None
@@ -103,7 +104,8 @@ class Speaker(BaseModel):
     name: str
     model: str
     num_clips: int
-    clip_uris: list[str] = Field(default_factory=list)
+    # Where the clips are stored (server paths), never shown to clients.
+    clip_uris: list[str] = Field(default_factory=list, exclude=True)
     created_at: datetime
     # Governance: who consented to the voice being kept, when, and a note (e.g. "signed
     # form 2026-03"); where the voiceprint came from ("clips" or "job:<job id>:<label>");

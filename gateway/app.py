@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from core.settings import Settings
 from gateway import errors
 from gateway.deps import get_principal
+from gateway.guard import RequestGuard
 from gateway.routes import corrections, health, jobs, metrics, results, speakers
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
@@ -94,6 +95,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     errors.install(app)
+    app.add_middleware(RequestGuard, settings=settings)
     app.include_router(health.router)
     # Every /v1 route needs a key when auth is on; health, the page and the docs stay open.
     for api in (jobs.router, results.router, speakers.router, corrections.router, metrics.router):

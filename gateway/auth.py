@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -20,8 +21,8 @@ from core.settings import Settings
 from storage.auth import AuthStore
 
 STREAM_TOKEN_TTL_S = 600
-# The routes a stream token opens (besides the job it names): nothing else.
-STREAM_ROUTES = ("/events", "/audio")
+# The routes a stream token opens, for the job it names: nothing else.
+STREAM_ROUTES = frozenset({"/v1/jobs/{job_id}/events", "/v1/jobs/{job_id}/audio"})
 
 
 @dataclass(frozen=True)
@@ -48,22 +49,31 @@ def _sign(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
 
 
-def stream_token(secret: str, job_id: str, owner: str | None, *, now: float | None = None) -> str:
-    """A token good for `job_id`'s events and audio for STREAM_TOKEN_TTL_S seconds."""
+def stream_token(
+    secret: str, job_id: str, owner: str | None, key_id: str | None, *, now: float | None = None
+) -> str:
+    """A token good for `job_id`'s events and audio for STREAM_TOKEN_TTL_S seconds, and
+    for as long as the API key it was issued to (`key_id`) is not revoked."""
     expires = int((now if now is not None else time.time()) + STREAM_TOKEN_TTL_S)
-    payload = f"{job_id}|{owner or ''}|{expires}"
+    payload = f"{job_id}|{owner or ''}|{key_id or ''}|{expires}"
     return f"{_b64(payload.encode())}.{_sign(secret, payload)}"
+
+
+@dataclass(frozen=True)
+class StreamGrant:
+    owner: str | None
+    key_id: str | None
 
 
 def check_stream_token(
     secret: str, token: str, job_id: str, *, now: float | None = None
-) -> str | None:
-    """The owner a valid, unexpired token for `job_id` was issued to; Unauthorized else."""
+) -> StreamGrant:
+    """Who a valid, unexpired token for `job_id` was issued to; Unauthorized else."""
     bad = Unauthorized("the stream token is invalid or has expired; ask for a new one")
     try:
         encoded, signature = token.split(".", 1)
         payload = _unb64(encoded).decode()
-        token_job, owner, expires = payload.split("|")
+        token_job, owner, key_id, expires = payload.split("|")
         expiry = int(expires)
     except (ValueError, UnicodeDecodeError):
         raise bad from None
@@ -71,17 +81,31 @@ def check_stream_token(
         raise bad
     if token_job != job_id or expiry < (now if now is not None else time.time()):
         raise bad
-    return owner or None
+    return StreamGrant(owner or None, key_id or None)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def api_key_of(headers: Mapping[str, str]) -> str | None:
+    """The API key a request carries (`Authorization: Bearer` or `X-API-Key`), if any."""
+    header = headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    key = request.headers.get("x-api-key")
+    key = headers.get("x-api-key")
     return key.strip() if key else None
+
+
+async def principal_for_key(auth: AuthStore, token: str) -> Principal:
+    key = await auth.authenticate(token)
+    if key is None:
+        raise Unauthorized("the API key is unknown or has been revoked")
+    return Principal(
+        owner=key.tenant_id,
+        key_id=key.id,
+        max_upload_bytes=key.max_upload_bytes,
+        max_duration_s=key.max_duration_s,
+        max_concurrent_jobs=key.max_concurrent_jobs,
+    )
 
 
 async def resolve_principal(
@@ -89,25 +113,23 @@ async def resolve_principal(
 ) -> Principal:
     if not settings.auth_enabled:
         return SINGLE_USER
-    token = _bearer(request)
+    # Checked already, before the body was read (gateway.guard).
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    token = api_key_of(request.headers)
     if token is not None:
-        key = await auth.authenticate(token)
-        if key is None:
-            raise Unauthorized("the API key is unknown or has been revoked")
-        return Principal(
-            owner=key.tenant_id,
-            key_id=key.id,
-            max_upload_bytes=key.max_upload_bytes,
-            max_duration_s=key.max_duration_s,
-            max_concurrent_jobs=key.max_concurrent_jobs,
-        )
+        return await principal_for_key(auth, token)
     stream = request.query_params.get("token")
     job_id = request.path_params.get("job_id")
-    if stream and job_id and request.url.path.endswith(STREAM_ROUTES):
-        owner = check_stream_token(secret, stream, str(job_id))
-        if owner is None:  # issued with auth off: it scopes nothing, so it opens nothing
+    route = getattr(request.scope.get("route"), "path", None)
+    if stream and job_id and request.method in ("GET", "HEAD") and route in STREAM_ROUTES:
+        grant = check_stream_token(secret, stream, str(job_id))
+        # Issued with auth off, it scopes nothing, so it opens nothing; issued to a key,
+        # it dies with the key.
+        if grant.owner is None or (grant.key_id and not await auth.key_active(grant.key_id)):
             raise Unauthorized("the stream token is invalid or has expired; ask for a new one")
-        return Principal(owner=owner)
+        return Principal(owner=grant.owner, key_id=grant.key_id)
     raise Unauthorized(
         "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
     )

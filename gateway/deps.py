@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator
 
 from core.settings import Settings
 from events.bus import EventBus
@@ -55,3 +57,16 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def _canonical_id(value: str) -> str:
+    """A job id as stored (lower-case, hyphenated), however the client spelled it: every
+    key, folder and event stream is named after that spelling. Not a UUID: left as it is,
+    for the store's 404."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+JobId = Annotated[str, AfterValidator(_canonical_id)]

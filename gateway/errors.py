@@ -45,10 +45,24 @@ class ServiceUnavailable(ScribeError):
     code = "unavailable"
 
 
+class RequestTimeout(ScribeError):
+    """The client stopped sending its request body, or took too long: 408."""
+
+    code = "request_timeout"
+
+
+class BodyTooLarge(ScribeError):
+    """A request body over the limit of its route: 413."""
+
+    code = "body_too_large"
+
+
 # Most specific first: the first class an error is an instance of decides.
 STATUS: tuple[tuple[type[ScribeError], int], ...] = (
     (EmptyUpload, 400),
     (UploadTooLarge, 413),
+    (BodyTooLarge, 413),
+    (RequestTimeout, 408),
     (UnsupportedMedia, 415),
     (InvalidRequest, 422),
     (BadInput, 400),
@@ -90,6 +104,10 @@ def status_of(exc: ScribeError) -> int:
     return 500
 
 
+# A request with many errors gets the first few named, not an echo of all it sent.
+MAX_ERRORS_SHOWN = 5
+
+
 def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
     """Pydantic/FastAPI errors as one sentence: "num_speakers: must be >= 1; ..."."""
     parts: list[str] = []
@@ -114,7 +132,9 @@ def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
             msg = f"is required{' in the ' + where if where else ''}"
         elif isinstance(err.get("input"), str | int | float):
             msg = f"{msg} (got {err['input']!r})"
-        parts.append(f"{name}: {msg}" if name else msg)
+        parts.append(f"{name[:60]}: {msg[:200]}" if name else msg[:200])
+    if len(parts) > MAX_ERRORS_SHOWN:
+        parts[MAX_ERRORS_SHOWN:] = [f"and {len(parts) - MAX_ERRORS_SHOWN} more"]
     return "; ".join(parts) or "the request is invalid"
 
 

@@ -17,6 +17,7 @@ rejected or interrupted upload leaves no object behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,6 +34,9 @@ from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 # Room for the multipart framing and the small form fields around the file(s).
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 16 * 1024
+# Text fields of one form: how many, and their bytes together (the forms have a handful).
+MAX_TEXT_FIELDS = 32
+MAX_TEXT_BYTES = 64 * 1024
 # File data is handed to the writer's thread in blocks of this size (see the module doc).
 WRITE_BYTES = 1024 * 1024
 
@@ -122,6 +126,8 @@ class MultipartReceiver:
         self._ended = False
         self._current: FilePart | _TextPart | None = None
         self._committed = False
+        self._text_fields = 0
+        self._text_bytes = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -149,6 +155,9 @@ class MultipartReceiver:
                 pass
             part.writer = None
             part.stored = None
+            # A rejected upload leaves no empty folder behind either.
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.store.prune_empty, part.key)
 
     async def commit(self) -> list[StoredObject]:
         """Move every received file into place; returns them in form order."""
@@ -241,8 +250,13 @@ class MultipartReceiver:
                 part = self._current
                 if isinstance(part, _TextPart):
                     part.value += payload
+                    self._text_bytes += len(payload)
                     if len(part.value) > MAX_FIELD_BYTES:
-                        raise BadInput(f"form field {part.name!r} is too long")
+                        raise BadInput(f"form field {part.name[:40]!r} is too long")
+                    if self._text_bytes > MAX_TEXT_BYTES:
+                        raise BadInput(
+                            f"the form's text fields hold more than {_human(MAX_TEXT_BYTES)}"
+                        )
                 elif isinstance(part, FilePart):
                     part.size += len(payload)
                     if part.size > self.max_file_bytes:
@@ -282,8 +296,11 @@ class MultipartReceiver:
         key = self.file_key(name, sum(1 for f in self.files if f.field_name == name))
         if key is None:
             if filename is not None:
-                raise BadInput(f"unexpected file in form field {name!r}")
-            return _TextPart(name)
+                raise BadInput(f"unexpected file in form field {name[:40]!r}")
+            self._text_fields += 1
+            if self._text_fields > MAX_TEXT_FIELDS:
+                raise BadInput(f"the form has more than {MAX_TEXT_FIELDS} fields")
+            return _TextPart(name[:200])
         ctype = hdrs.get(b"content-type")
         part = FilePart(
             field_name=name,

@@ -198,6 +198,20 @@ class ArtifactStore:
         with suppress(FileNotFoundError):
             self.fs.rm_file(self.path(key))
 
+    def prune_empty(self, key: str) -> None:
+        """Remove the folders above `key` that are left empty, up to the store's root
+        (file:// only; S3 has no folders)."""
+        if not self.is_local:
+            return
+        root = Path(self.root).resolve()
+        folder = Path(self.path(key)).resolve().parent
+        while folder != root and root in folder.parents:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                return
+            folder = folder.parent
+
 
 def speaker_prefix(speaker_id: str) -> str:
     """Where an enrolled speaker's clips are kept."""

@@ -137,6 +137,18 @@ class AuthStore:
                 found = row
         return _key(found) if found is not None else None
 
+    async def key_active(self, key_id: str) -> bool:
+        """Whether the key with this id exists and is not revoked."""
+        try:
+            kid = uuid.UUID(key_id)
+        except ValueError:
+            return False
+        async with self.pool.acquire() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL", kid
+            )
+        return found is not None
+
     async def server_secret(self, name: str = "auth") -> str:
         """A random secret shared by every gateway of this database, made on first use."""
         async with self.pool.acquire() as conn:

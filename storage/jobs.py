@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -460,16 +460,21 @@ class JobStore:
         owner: str | None = None,
         consent: Consent | None = None,
         expires_at: datetime | None = None,
+        added_source: str | None = None,
     ) -> Speaker:
-        """Give an enrolled speaker a new name and voiceprint (same id, same clips, same
-        source); consent and expiry are replaced only when given."""
+        """Give an enrolled speaker a new name and voiceprint (same id, same clips);
+        consent and expiry are replaced only when given. `added_source` (a recording whose
+        voice went into the voiceprint) is appended to the source, with the time."""
+        added = f"{added_source}@{datetime.now(UTC).isoformat(timespec='seconds')}"
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "UPDATE speakers SET name = $2, model = $3, embedding = $4,"
                 " consent_by = COALESCE($6, consent_by),"
                 " consent_at = CASE WHEN $6::text IS NULL THEN consent_at ELSE $7 END,"
                 " consent_note = CASE WHEN $6::text IS NULL THEN consent_note ELSE $8 END,"
-                " expires_at = COALESCE($9, expires_at)"
+                " expires_at = COALESCE($9, expires_at),"
+                " source = CASE WHEN $10::text IS NULL THEN source"
+                "   ELSE concat_ws(' + ', source, $10::text) END"
                 f" WHERE id = $1 AND {_mine(5)} RETURNING *",
                 _uuid(speaker_id),
                 name,
@@ -478,6 +483,7 @@ class JobStore:
                 _owner(owner),
                 *_consent_values(consent),
                 expires_at,
+                added if added_source is not None else None,
             )
         if row is None:
             raise NotFound(f"no enrolled speaker with id {speaker_id}")

@@ -27,7 +27,7 @@ from core.corrections import (
 )
 from core.errors import Conflict, NotFound
 from core.jobs import Speaker
-from gateway.deps import JobStoreDep, PrincipalDep, SettingsDep, StoreDep
+from gateway.deps import JobId, JobStoreDep, PrincipalDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest
 from gateway.routes.results import corrected_result
 from gateway.routes.speakers import MAX_CONSENT_BY, MAX_CONSENT_NOTE, check_expiry, consent_from
@@ -65,7 +65,7 @@ class SpeakerRename(BaseModel):
     summary="The speakers of a succeeded job, with their names as corrected",
 )
 async def job_speakers(
-    job_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
 ) -> list[ResultSpeaker]:
     return (await corrected_result(jobs, store, job_id, principal.owner)).speakers
 
@@ -76,7 +76,7 @@ async def job_speakers(
     summary="Name a speaker of a job everywhere in it; optionally remember their voice",
 )
 async def rename_speaker(
-    job_id: str,
+    job_id: JobId,
     label: str,
     body: SpeakerRename,
     jobs: JobStoreDep,
@@ -109,12 +109,18 @@ async def rename_speaker(
         old: list[float] = []
         if speaker_id is not None:
             enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)  # 404
-        # A voiceprint that already records consent keeps it when none is given now.
-        had_consent = enrolled_before is not None and enrolled_before.consent_by is not None
+        # Adding a recording's voice to a voiceprint is keeping more of someone's voice:
+        # where consent is required, it is asked for again (the voice in this recording may
+        # not even be theirs), and the voiceprint records which recording was added.
         consent = consent_from(
             body.consent_by,
             body.consent_note,
-            required=settings.voiceprint_require_consent and not had_consent,
+            required=settings.voiceprint_require_consent,
+            prefix=(
+                f"adding this voice to {enrolled_before.name}'s voiceprint: "
+                if enrolled_before is not None
+                else ""
+            ),
         )
         expires_at = check_expiry(body.expires_at)
         diarization = await asyncio.to_thread(
@@ -155,6 +161,7 @@ async def rename_speaker(
                 owner=owner,
                 consent=consent,
                 expires_at=expires_at,
+                added_source=f"job:{job_id}:{label}",
             )
 
     payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
@@ -171,7 +178,7 @@ async def rename_speaker(
     summary="The corrections made to a job's result, oldest first",
 )
 async def list_corrections(
-    job_id: str, jobs: JobStoreDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep
 ) -> list[Correction]:
     await jobs.get_job(job_id, principal.owner)
     return await jobs.list_corrections(job_id, principal.owner)
@@ -213,7 +220,7 @@ CorrectionBody = Annotated[ReassignBody | FixTextBody, Field(discriminator="kind
     summary="Correct a job's result: reassign a segment or words to a speaker, fix text",
 )
 async def add_correction(
-    job_id: str, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
 ) -> Correction:
     result = await corrected_result(jobs, store, job_id, principal.owner)  # 404 / 409 first
     payload: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
@@ -236,7 +243,7 @@ async def add_correction(
     summary="Undo one correction: the result reads as if it had never been made",
 )
 async def undo_correction(
-    job_id: str, correction_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, correction_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
 ) -> Response:
     owner = principal.owner
     await jobs.get_job(job_id, owner)  # another tenant's job: 404 like a missing one

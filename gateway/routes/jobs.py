@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from typing import Annotated, Any
 
@@ -11,14 +10,22 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from core.artifacts import STAGES, JobParams
+from core.artifacts import STAGES, WHISPER_LANGUAGES, JobParams
 from core.errors import BadInput, Conflict, NotFound, TooManyJobs
 from core.events import JobEvent
 from core.jobs import Job
 from core.settings import Settings
 from events.queue import build_pipeline, stages_from
 from gateway.auth import Principal
-from gateway.deps import BusDep, JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
+from gateway.deps import (
+    BusDep,
+    JobId,
+    JobStoreDep,
+    PrincipalDep,
+    ServicesDep,
+    SettingsDep,
+    StoreDep,
+)
 from gateway.errors import InvalidRequest
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
@@ -49,16 +56,15 @@ class ReplayRequest(BaseModel):
     params: dict[str, Any] | None = None
 
 
-# Whisper's language codes: two letters, a few three ("haw", "yue").
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
-
-
 def check_language(params: JobParams) -> JobParams:
     """Refuse at the door what the transcriber would fail on, hours later."""
     lang = params.language
-    if lang is not None and not _LANGUAGE.fullmatch(lang):
+    if lang is not None and lang not in WHISPER_LANGUAGES:
+        shown = lang[:40]
+        hint = f" (did you mean {shown.lower()!r}?)" if shown.lower() in WHISPER_LANGUAGES else ""
         raise InvalidRequest(
-            f"language: expected a language code such as 'en' or 'fr' (got {lang[:40]!r})"
+            f"language: {shown!r} is not a language the transcriber knows{hint}; give a code"
+            " such as 'en' or 'fr', or leave it out to detect the language"
         )
     return params
 
@@ -195,13 +201,13 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Job, summary="A job and its stages")
-async def get_job(job_id: str, jobs: JobStoreDep, principal: PrincipalDep) -> Job:
+async def get_job(job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep) -> Job:
     return await jobs.get_job(job_id, principal.owner)
 
 
 @router.delete("/{job_id}", status_code=204, summary="Delete a job, its files and events")
 async def delete_job(
-    job_id: str, jobs: JobStoreDep, store: StoreDep, bus: BusDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, store: StoreDep, bus: BusDep, principal: PrincipalDep
 ) -> Response:
     await jobs.get_job(job_id, principal.owner)  # 404 before touching anything
     await asyncio.to_thread(store.delete_prefix, job_prefix(job_id))
@@ -217,7 +223,7 @@ async def delete_job(
     summary="Run a stage again (and the ones after it), optionally with new parameters",
 )
 async def replay_stage(
-    job_id: str,
+    job_id: JobId,
     stage: str,
     services: ServicesDep,
     settings: SettingsDep,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Annotated, Literal, cast
 
@@ -19,7 +21,7 @@ from core.errors import BadInput, Conflict, NotFound
 from core.events import TERMINAL_EVENTS, JobEvent
 from core.jobs import Job
 from gateway.auth import STREAM_TOKEN_TTL_S, stream_token
-from gateway.deps import BusDep, JobStoreDep, PrincipalDep, ServicesDep, StoreDep
+from gateway.deps import BusDep, JobId, JobStoreDep, PrincipalDep, ServicesDep, StoreDep
 from storage.artifacts import ArtifactStore
 from storage.jobs import JobStore
 
@@ -55,8 +57,9 @@ def _skip_finished_runs(history: list[JobEvent], resume: str | None) -> str | No
     response_class=EventSourceResponse,
 )
 async def job_events(
-    job_id: str,
+    job_id: JobId,
     jobs: JobStoreDep,
+    services: ServicesDep,
     bus: BusDep,
     principal: PrincipalDep,
     after: Annotated[str | None, Query(description="resume after this event id")] = None,
@@ -73,6 +76,10 @@ async def job_events(
     if not finished:
         resume = _skip_finished_runs(await bus.history(job_id, resume), resume)
 
+    async def allowed() -> bool:
+        # A stream opened with a key (or a token issued to one) ends once it is revoked.
+        return principal.key_id is None or await services.auth.key_active(principal.key_id)
+
     async def stream() -> AsyncIterator[dict[str, str]]:
         if finished:
             for event in await bus.history(job_id, resume):
@@ -82,10 +89,42 @@ async def job_events(
         # EventBus.follow stops taking this job's live events.
         follow = cast(AsyncGenerator[JobEvent, None], bus.follow(job_id, resume))
         async with aclosing(follow) as events:
-            async for event in events:
+            async for event in _checked(events, allowed, every_s=PING_S):
                 yield _sse(event)
 
     return EventSourceResponse(stream(), ping=PING_S)
+
+
+async def _checked(
+    events: AsyncIterator[JobEvent], allowed: Callable[[], Awaitable[bool]], *, every_s: float
+) -> AsyncIterator[JobEvent]:
+    """`events`, until `allowed()` says no; it is asked every `every_s` seconds (as often
+    as the stream's pings), whether events come or not."""
+    waiting: asyncio.Task[JobEvent] | None = None
+    checked = time.monotonic()
+    try:
+        while True:
+            if waiting is None:
+                waiting = asyncio.ensure_future(anext(events))
+            left = checked + every_s - time.monotonic()
+            done, _ = await asyncio.wait({waiting}, timeout=max(left, 0.0))
+            if time.monotonic() - checked >= every_s:
+                if not await allowed():
+                    return
+                checked = time.monotonic()
+            if not done:
+                continue
+            try:
+                event = waiting.result()
+            except StopAsyncIteration:
+                return
+            waiting = None
+            yield event
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await waiting
 
 
 class StreamToken(BaseModel):
@@ -99,12 +138,12 @@ class StreamToken(BaseModel):
     summary="A short-lived token for the job's events and audio, sent as ?token=",
 )
 async def job_stream_token(
-    job_id: str, jobs: JobStoreDep, services: ServicesDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, services: ServicesDep, principal: PrincipalDep
 ) -> StreamToken:
     # EventSource and <audio> cannot send an Authorization header: this token stands in
     # for the key on those two routes of this one job, for ten minutes.
     await jobs.get_job(job_id, principal.owner)
-    token = stream_token(services.secret, job_id, principal.owner)
+    token = stream_token(services.secret, job_id, principal.owner, principal.key_id)
     return StreamToken(token=token, expires_in=STREAM_TOKEN_TTL_S)
 
 
@@ -140,7 +179,7 @@ def _not_ready(job: Job) -> Conflict:
     responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}}},
 )
 async def job_result(
-    job_id: str,
+    job_id: JobId,
     jobs: JobStoreDep,
     store: StoreDep,
     principal: PrincipalDep,
@@ -162,7 +201,7 @@ async def job_result(
     summary="Every artifact of the job with its provenance (inputs, model, parameters)",
 )
 async def job_artifacts(
-    job_id: str, jobs: JobStoreDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep
 ) -> list[ArtifactRecord]:
     await jobs.get_job(job_id, principal.owner)
     return await jobs.list_artifacts(job_id, principal.owner)
@@ -242,7 +281,7 @@ def ranged_stream(store: ArtifactStore, key: str, range_header: str | None) -> R
     response_class=Response,
 )
 async def job_audio(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     jobs: JobStoreDep,
     store: StoreDep,

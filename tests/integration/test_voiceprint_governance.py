@@ -114,10 +114,10 @@ async def enroll(
     )
 
 
-def clip_keys_of(services: Services, speaker: dict[str, object]) -> list[str]:
-    uris = speaker["clip_uris"]
-    assert isinstance(uris, list)
-    return [services.store.key_of(u) for u in uris]
+async def clip_keys_of(services: Services, speaker: dict[str, object]) -> list[str]:
+    assert "clip_uris" not in speaker  # server paths are not shown to clients
+    stored, _ = await services.jobs.speaker_voiceprint(str(speaker["id"]))
+    return [services.store.key_of(u) for u in stored.clip_uris]
 
 
 # ---------------------------------------------------------------- enrollment from clips
@@ -199,7 +199,7 @@ async def test_delete_removes_the_voiceprint_and_every_clip(
     resp = await enroll(client, "Leaving", clips=3, consent_by="Leaving")
     assert resp.status_code == 201, resp.text
     speaker = resp.json()
-    keys = clip_keys_of(services, speaker)
+    keys = await clip_keys_of(services, speaker)
     assert len(keys) == 3 and all(services.store.exists(k) for k in keys)
     # Something else under the speaker's folder goes too.
     services.store.put_bytes(f"{speaker_prefix(speaker['id'])}/notes.txt", b"x")
@@ -239,7 +239,8 @@ async def test_remember_records_the_job_as_source_with_consent(
     listed = [s for s in (await client.get("/v1/speakers")).json() if s["id"] == speaker_id]
     assert listed[0]["source"] == f"job:{job.id}:S1" and "embedding" not in listed[0]
 
-    # Learning from another job keeps the creation source and the consent on record.
+    # Learning from another job keeps the creation source and the consent on record, and
+    # records which recording's voice was added, and when.
     other = await finished_job(services)
     resp = await client.patch(
         f"/v1/jobs/{other.id}/speakers/S1",
@@ -247,7 +248,11 @@ async def test_remember_records_the_job_as_source_with_consent(
     )
     assert resp.status_code == 200, resp.text
     again, _ = await services.jobs.speaker_voiceprint(speaker_id)
-    assert again.source == f"job:{job.id}:S1"
+    assert again.source is not None
+    first, added = again.source.split(" + ")
+    assert first == f"job:{job.id}:S1"
+    assert added.startswith(f"job:{other.id}:S1@")
+    assert datetime.fromisoformat(added.split("@", 1)[1]) >= enrolled.consent_at - timedelta(1)
     assert (again.consent_by, again.consent_at, again.expires_at) == (
         "Ada Lovelace",
         enrolled.consent_at,
@@ -279,6 +284,40 @@ async def test_remember_without_consent_is_refused_when_required(
     assert resp.status_code == 200, resp.text
     enrolled, _ = await services.jobs.speaker_voiceprint(resp.json()["speaker_id"])
     assert (enrolled.consent_by, enrolled.source) == ("Bea", f"job:{job.id}:S1")
+
+
+async def test_adding_a_voice_to_a_consented_voiceprint_asks_consent_again(
+    strict_client: httpx.AsyncClient, services: Services
+) -> None:
+    """Where consent is required, a voiceprint that has it does not take in another
+    recording's voice (which may not even be that person's) without consent given now."""
+    job = await finished_job(services)
+    resp = await strict_client.patch(
+        f"/v1/jobs/{job.id}/speakers/S1",
+        json={"name": "Cy", "remember": True, "consent_by": "Cy"},
+    )
+    assert resp.status_code == 200, resp.text
+    speaker_id = resp.json()["speaker_id"]
+    enrolled, print_before = await services.jobs.speaker_voiceprint(speaker_id)
+
+    other = await finished_job(services)
+    url = f"/v1/jobs/{other.id}/speakers/S1"
+    resp = await strict_client.patch(
+        url, json={"name": "Cy", "remember": True, "speaker_id": speaker_id}
+    )
+    assert code(resp) == (422, "invalid_request")
+    message = resp.json()["error"]["message"]
+    assert "adding this voice to Cy's voiceprint" in message and "consent_by" in message
+    unchanged, print_after = await services.jobs.speaker_voiceprint(speaker_id)
+    assert print_after == print_before and unchanged.source == enrolled.source
+    assert await services.jobs.list_corrections(other.id) == []
+
+    resp = await strict_client.patch(
+        url, json={"name": "Cy", "remember": True, "speaker_id": speaker_id, "consent_by": "Cy"}
+    )
+    assert resp.status_code == 200, resp.text
+    refined, _ = await services.jobs.speaker_voiceprint(speaker_id)
+    assert refined.source is not None and f"job:{other.id}:S1@" in refined.source
 
 
 # ---------------------------------------------------------------- expiry

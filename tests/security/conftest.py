@@ -1,0 +1,96 @@
+"""A real gateway with API keys on, served by uvicorn on loopback exactly as `scribe gateway`
+builds its server (gateway.server), with short timeouts so slow clients are quick to test;
+real PostgreSQL, Redis and a file:// store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from core.settings import Settings
+from gateway.app import create_app
+from gateway.server import server_config
+from gateway.services import Services
+
+HEADER_TIMEOUT_S = 1.0
+IDLE_TIMEOUT_S = 1.0
+UPLOAD_TIMEOUT_S = 4.0
+
+
+@dataclass
+class Tenant:
+    id: str
+    key_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    services: Services
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def client(self, tenant: Tenant | None = None) -> httpx.AsyncClient:
+        headers = tenant.headers if tenant else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=20)
+
+    async def tenant(self, **limits: float) -> Tenant:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        key, token = await self.services.auth.create_key(name, **limits)  # type: ignore[arg-type]
+        return Tenant(key.tenant_id, key.id, token)
+
+
+@pytest.fixture(scope="module")
+def guarded_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "auth": "on",
+            "redis_prefix": f"{settings.redis_prefix}-sec",
+            "header_timeout_s": HEADER_TIMEOUT_S,
+            "body_idle_timeout_s": IDLE_TIMEOUT_S,
+            "upload_timeout_s": UPLOAD_TIMEOUT_S,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def gateway(guarded_settings: Settings) -> AsyncIterator[Gateway]:
+    services = await Services.connect(guarded_settings)
+    app = create_app(guarded_settings, services)
+    config = server_config(
+        app, guarded_settings, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "the gateway did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield Gateway(guarded_settings, services, "127.0.0.1", port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
+        await services.close()
+
+
+@pytest.fixture(scope="module")
+async def alice(gateway: Gateway) -> Tenant:
+    return await gateway.tenant()
