@@ -174,7 +174,10 @@ async def test_a_rejected_enrollment_leaves_no_folder(gateway: Gateway, alice: T
         resp = await c.post(
             "/v1/speakers",
             data={"name": "Dee"},
-            files=[("files", ("notes.wav", b"these are notes, not a voice\n" * 40, "audio/wav"))],
+            files=[
+                ("files", ("voice.wav", wav_bytes(1.0), "audio/wav")),  # stored, then dropped
+                ("files", ("notes.wav", b"these are notes, not a voice\n" * 40, "audio/wav")),
+            ],
         )
     assert resp.status_code == 415, resp.text
     after = set(store.fs.ls(speakers)) if store.fs.exists(speakers) else set()
