@@ -7,6 +7,9 @@ documented answer matches its schema.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,14 +24,45 @@ from cli.local import GatewayThread  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def gateway(settings: Settings) -> Iterator[GatewayThread]:
+@pytest.fixture(scope="module", params=["auth-off", "auth-on"])
+def gateway(settings: Settings, request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
     # Own queue prefix: the jobs the fuzzer creates are never picked up by a worker.
-    own = settings.model_copy(update={"redis_prefix": f"{settings.redis_prefix}-fuzz"})
+    own = settings.model_copy(
+        update={
+            "redis_prefix": f"{settings.redis_prefix}-fuzz",
+            "auth": "on" if request.param == "auth-on" else "off",
+        }
+    )
     thread = GatewayThread(own)
     thread.start()
     yield thread
     thread.stop()
+
+
+@pytest.fixture(scope="module")
+def headers(gateway: GatewayThread) -> dict[str, str]:
+    """An API key's header when the gateway has auth on, so the fuzzer reaches the routes."""
+    if not gateway.settings.auth_enabled:
+        return {}
+
+    async def create() -> str:
+        from storage.auth import AuthStore
+        from storage.db import create_pool
+
+        assert gateway.settings.database_url
+        pool = await create_pool(gateway.settings.database_url, max_size=1)
+        try:
+            _, token = await AuthStore(pool).create_key(f"fuzz-{uuid.uuid4().hex[:8]}")
+        finally:
+            await pool.close()
+        return token
+
+    return {"Authorization": f"Bearer {asyncio.run(create())}"}
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +80,12 @@ def operations(api_schema: object) -> list[object]:
     return ops
 
 
-def test_api_never_answers_5xx(api_schema: object) -> None:
+# The gateway runs in this process: what fuzzing may add to its memory, at most.
+RSS_GROWTH_BOUND = 200 * 1024 * 1024
+
+
+def test_api_never_answers_5xx(api_schema: object, headers: dict[str, str]) -> None:
+    rss_before = rss_bytes()
     # schemathesis's own pytest plugin does not run under this pytest; drive hypothesis here.
     ops = operations(api_schema)
     assert len(ops) >= 8, [f"{o.method} {o.path}" for o in ops]  # type: ignore[attr-defined]
@@ -61,7 +100,7 @@ def test_api_never_answers_5xx(api_schema: object) -> None:
             database=None,
         )
         def check(case: object) -> None:
-            response = case.call(timeout=20)  # type: ignore[attr-defined]
+            response = case.call(timeout=20, headers=headers)  # type: ignore[attr-defined]
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path} -> {response.status_code}: "  # type: ignore[attr-defined]
                 f"{response.text[:300]}"
@@ -69,3 +108,5 @@ def test_api_never_answers_5xx(api_schema: object) -> None:
             case.validate_response(response, checks=[response_schema_conformance])  # type: ignore[attr-defined]
 
         check()
+    grown = rss_bytes() - rss_before
+    assert grown < RSS_GROWTH_BOUND, f"the gateway's process grew by {grown / 2**20:.0f} MiB"
