@@ -1,0 +1,78 @@
+"""`scribe serve`, `scribe gateway`, `scribe worker`: run the system, or one part of it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+import typer
+
+from cli.common import err, fail
+from core.settings import Settings
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Run the gateway and a worker (and embedded PostgreSQL/Redis when no URL is set)."""
+    from cli.local import LocalSystem
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    system = LocalSystem(
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        worker_log=settings.data_dir / "worker.log",
+    )
+    with err.status("Starting Scribe…"):
+        system.start()
+    err.print(f"Scribe is running at [bold]{system.url}[/]  (API docs: {system.url}/docs)")
+    err.print(f"Data in {settings.data_dir}; worker log in {settings.data_dir / 'worker.log'}")
+    err.print("Press Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(1)
+            if system.worker is not None and not system.worker.alive():
+                err.print("[red]The worker stopped; see the worker log.[/]")
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with err.status("Stopping…"):
+            system.stop()
+
+
+@app.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run only the HTTP gateway (production: needs SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.server import server_config
+
+    settings = Settings()
+    if not settings.database_url or not settings.redis_url:
+        raise fail("set SCRIBE_DATABASE_URL and SCRIBE_REDIS_URL (or use `scribe serve`)", 2)
+    logging.basicConfig(level=logging.INFO)
+    config = server_config(create_app(settings), settings, host=host, port=port,
+                           proxy_headers=True)  # fmt: skip
+    uvicorn.Server(config).run()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run only stage workers (production). Options: see `scribe worker --help`."""
+    from stages.worker import main as worker_main
+
+    raise typer.Exit(worker_main(ctx.args))
