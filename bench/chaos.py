@@ -44,7 +44,9 @@ if str(REPO) not in sys.path:  # `python bench/chaos.py` as well as `python -m b
     sys.path.insert(0, str(REPO))
 
 from cli.local import LocalSystem, WorkerProcess  # noqa: E402
-from core.artifacts import STAGES  # noqa: E402
+from core.graph import DEFAULT_GRAPH  # noqa: E402
+
+STAGES = DEFAULT_GRAPH.names
 from core.settings import Settings, StorageSettings  # noqa: E402
 
 MOMENTS = ("in-stage", "between-stages", "during-write")

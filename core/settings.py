@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SCRIBE_STORAGE_PROTOCOL", "STORAGE_PROTOCOL")
     )
     models: ModelSettings = Field(default_factory=ModelSettings)
+    # The stage graph this deployment runs ("module:attribute" of a core.graph.StageGraph);
+    # gateways and workers of one deployment must name the same one.
+    stage_graph: str = "core.graph:DEFAULT_GRAPH"
 
     max_upload_bytes: int = 2 * 1024**3
     max_duration_s: float = 6 * 3600.0

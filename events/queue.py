@@ -1,7 +1,9 @@
-"""The stage task queue: a Taskiq broker on a Redis Stream, chained with taskiq-pipelines.
+"""The stage task queue: a Taskiq broker on a Redis Stream, one message per stage to run.
 
-The gateway builds pipelines from task *names* only, so it never imports the stage code
-(and with it torch). The worker registers the tasks under the same names.
+Stages are sent by task *name* only, so the gateway never imports the stage code (and
+with it torch); the worker registers the tasks under the same names. What runs after a
+stage is decided by the graph (core/graph.py) and the database (storage/leases.py), not by
+the message.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from typing import Any
 
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
-from taskiq_pipelines import Pipeline, PipelineMiddleware
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from core.artifacts import STAGES
 from core.settings import Settings
 
 
@@ -45,25 +45,11 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         # redis-py's 5 s default breaks blocking reads on an idle queue (STACK.md).
         socket_timeout=None,
     )
-    return broker.with_result_backend(result_backend).with_middlewares(PipelineMiddleware())
+    return broker.with_result_backend(result_backend)
 
 
-def stages_from(stage: str) -> list[str]:
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}")
-    return list(STAGES[STAGES.index(stage) :])
-
-
-def build_pipeline(broker: AsyncBroker, first_stage: str = "decode") -> Pipeline[Any, Any]:
-    """decode → diarize → transcribe → identify → merge, or the tail from `first_stage`.
-
-    Each stage task takes the job id and returns it, so the next step receives it.
-    """
-    names = stages_from(first_stage)
-    kickers: list[AsyncKicker[Any, Any]] = [
-        AsyncKicker(task_name(s), broker, labels={}) for s in names
-    ]
-    pipe: Pipeline[Any, Any] = Pipeline(broker, kickers[0])
-    for k in kickers[1:]:
-        pipe = pipe.call_next(k)
-    return pipe
+async def send_stages(broker: AsyncBroker, job_id: str, stages: tuple[str, ...]) -> None:
+    """Queue one message per stage; each stage task takes the job id."""
+    for stage in stages:
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name(stage), broker, labels={})
+        await kicker.kiq(job_id)

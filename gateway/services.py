@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from taskiq import AsyncBroker
 
+from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from events.queue import make_broker
@@ -28,6 +29,7 @@ class Services:
     redis: aioredis.Redis
     broker: AsyncBroker
     auth: AuthStore
+    graph: StageGraph  # the stages a job runs
     # Signs stream tokens: settings.auth_secret, else the one kept in the database.
     secret: str
 
@@ -50,15 +52,17 @@ class Services:
                 await redis.aclose()
             await pool.close()
             raise
+        graph = load_graph(settings.stage_graph)
         return cls(
             settings=settings,
             pool=pool,
-            jobs=JobStore(pool),
+            jobs=JobStore(pool, graph),
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             redis=redis,
             broker=broker,
             auth=auth,
+            graph=graph,
             secret=secret,
         )
 

@@ -26,8 +26,8 @@ from stages import transcribe as transcribe_stage
 from storage.artifacts import ArtifactStore, StoredObject, upload_key
 
 if TYPE_CHECKING:
+    from stages.contract import StageInput
     from stages.runtime import WorkerState
-    from stages.tasks import StageInput
 
 ARTIFACT = "artifact.json"
 

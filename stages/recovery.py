@@ -32,9 +32,10 @@ from taskiq import AsyncBroker
 
 from core.errors import ScribeError, StageFailed
 from core.events import TERMINAL_EVENTS, JobEvent
+from core.graph import DEFAULT_GRAPH, StageGraph
 from core.settings import Settings
 from events.bus import EventBus
-from events.queue import build_pipeline, make_broker
+from events.queue import make_broker, send_stages
 from storage import orphans
 from storage.artifacts import ArtifactStore
 from storage.jobs import JobStore
@@ -187,14 +188,15 @@ class Reaper:
         redis: aioredis.Redis,
         store: ArtifactStore,
         bus: EventBus,
+        graph: StageGraph = DEFAULT_GRAPH,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.redis = redis
         self.store = store
         self.bus = bus
-        self.leases = LeaseStore(pool)
-        self.jobs = JobStore(pool)
+        self.leases = LeaseStore(pool, graph)
+        self.jobs = JobStore(pool, graph)
         self._broker: AsyncBroker | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
@@ -233,9 +235,9 @@ class Reaper:
             self._broker = broker
         return self._broker
 
-    async def kick(self, job_id: str, stage: str) -> None:
-        await build_pipeline(await self.broker(), stage).kiq(job_id)
-        self.kicked.append((job_id, stage))
+    async def kick(self, job_id: str, *stages: str) -> None:
+        await send_stages(await self.broker(), job_id, stages)
+        self.kicked.extend((job_id, s) for s in stages)
 
     async def once(self) -> None:
         """One round of every check."""
@@ -262,9 +264,9 @@ class Reaper:
         log.warning(
             "job %s: stalled before %s with nothing queued; queueing it again",
             job.job_id,
-            job.stage,
+            ", ".join(job.stages),
         )
-        await self.kick(job.job_id, job.stage)
+        await self.kick(job.job_id, *job.stages)
 
     async def _announce(self, job_id: str) -> None:
         job = await self.jobs.get_job(job_id)

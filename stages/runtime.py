@@ -14,6 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from core.events import JobEvent, ProgressCallback
+from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from stages.engines.models import ModelManager
@@ -36,6 +37,7 @@ class WorkerState:
     bus: EventBus
     models: ModelManager
     leases: LeaseStore
+    graph: StageGraph
     reaper: Reaper | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     tasks_done: int = 0
@@ -51,20 +53,22 @@ class WorkerState:
         pool = await create_pool(settings.database_url, max_size=4)
         await migrate(pool)
         redis = aioredis.Redis.from_url(settings.redis_url)
+        graph = load_graph(settings.stage_graph)
         state = cls(
             settings=settings,
             pool=pool,
             redis=redis,
-            jobs=JobStore(pool),
+            jobs=JobStore(pool, graph),
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             models=ModelManager(settings),
-            leases=LeaseStore(pool),
+            leases=LeaseStore(pool, graph),
+            graph=graph,
         )
         if reaper:
             from stages.recovery import Reaper
 
-            state.reaper = Reaper(settings, pool, redis, state.store, state.bus)
+            state.reaper = Reaper(settings, pool, redis, state.store, state.bus, graph)
             state.reaper.start()
         return state
 

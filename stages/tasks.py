@@ -1,126 +1,62 @@
 """The thin Taskiq side of the stages: load inputs, call the stage's `run`, store, record.
 
-Every stage task takes a job id and returns it, so taskiq-pipelines hands it to the next
-stage. One generic runner does the bookkeeping (events, job store, artifact keys, reuse);
-each stage contributes a `StageSpec`: its parameters and how to compute its artifact.
+Every stage task takes a job id. One generic runner does the bookkeeping (lease, events,
+job store, artifact keys, reuse); each stage contributes a `StageSpec` (stages/contract.py):
+its parameters and how to compute its artifact. The job runs as the graph declares
+(core/graph.py): when a stage succeeds, the same transaction that records it says which
+stages now have all their inputs, and this worker sends those (fan-out after decode, fan-in
+at merge). taskiq-pipelines is not used for this: its pipelines are linear chains decided
+in the message, and a stage with two inputs must be started by whichever input finishes
+last, which only the database can decide atomically.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import functools
+import importlib
 import logging
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
-from core.artifacts import STAGE_INPUTS, STAGES, ArtifactRecord, Stage
+from core.artifacts import ArtifactRecord
 from core.errors import ScribeError, StageFailed
-from core.events import JobEvent, ProgressCallback
+from core.events import JobEvent
+from core.graph import StageDecl, StageGraph
 from core.jobs import Job, SpeakerGovernance
 from core.keys import artifact_key
-from events.queue import task_name
+from events.queue import send_stages, task_name
 from stages import compute
-from stages.identify import resolve_threshold
+from stages.contract import StageInput, StageSpec
 from stages.recovery import Heartbeat, backoff_s, is_transient, publish_terminal_once, retrying
 from stages.runtime import ProgressPump, WorkerState, monotonic
-from storage.artifacts import StoredObject, artifact_dir
+from storage.artifacts import artifact_dir
 from storage.leases import LeaseRefusal
 
 log = logging.getLogger("scribe.stages")
-
-
-@dataclass
-class StageInput:
-    """What a stage's compute function receives (runs in a worker thread)."""
-
-    state: WorkerState
-    job: Job
-    key_dir: str  # where to write this artifact's files
-    inputs: dict[str, ArtifactRecord]
-    params: dict[str, Any]
-    progress: ProgressCallback
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    # (state, job) -> (params that define the output, model id): both go into the key.
-    describe: Callable[[WorkerState, Job], Awaitable[tuple[dict[str, Any], str | None]]]
-    compute: Callable[[StageInput], StoredObject]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _describe_decode(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    return {"sample_rate": 16000, "channels": 1}, None
+@functools.cache
+def spec_of(decl: StageDecl) -> StageSpec:
+    """The StageSpec a declaration names ("module:attribute"), imported on first use."""
+    module, _, attr = decl.spec.partition(":")
+    spec = getattr(importlib.import_module(module), attr)
+    if not isinstance(spec, StageSpec):
+        raise TypeError(f"{decl.spec} (stage {decl.name}) is not a StageSpec")
+    return spec
 
 
-async def _describe_diarize(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    p = job.params
-    params = {
-        "num_speakers": p.num_speakers,
-        "min_speakers": p.min_speakers,
-        "max_speakers": p.max_speakers,
-    }
-    return params, await asyncio.to_thread(state.models.diarizer_id)
-
-
-async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    m = state.settings.models
-    params = {
-        "language": job.params.language,
-        "beam_size": m.asr_beam_size,
-        "vad_filter": True,
-        "compute_type": m.asr_compute_type,
-    }
-    return params, await asyncio.to_thread(state.models.transcriber_id)
-
-
-async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    # Only the job owner's voiceprints: one tenant never names another's people.
-    prints = await state.jobs.voiceprints(job.owner)
-    # Enrolling or deleting a person changes the answer, so it changes the key.
-    digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
-    model = await asyncio.to_thread(state.models.encoder_id)
-    # job > SCRIBE_IDENTIFY_THRESHOLD > calibrated for this encoder > default
-    threshold, source = resolve_threshold(
-        job.params.identify_threshold,
-        state.settings.identify_threshold,
-        await state.jobs.calibrated_threshold(model),
-    )
-    params = {
-        "threshold": threshold,
-        "threshold_source": source,
-        "voiceprints": digest,
-        "voiceprint_list": prints,
-    }
-    return params, model
-
-
-async def _describe_merge(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
-    return {}, None
-
-
-SPECS: dict[Stage, StageSpec] = {
-    "decode": StageSpec(_describe_decode, compute.decode),
-    "diarize": StageSpec(_describe_diarize, compute.diarize),
-    "transcribe": StageSpec(_describe_transcribe, compute.transcribe),
-    "identify": StageSpec(_describe_identify, compute.identify),
-    "merge": StageSpec(_describe_merge, compute.merge),
-}
-
-
-def _recorded_params(params: dict[str, Any]) -> dict[str, Any]:
-    # The voiceprint list is an input of identify, not a parameter worth storing per artifact.
-    return {k: v for k, v in params.items() if k != "voiceprint_list"}
+# Sends the given stages of a job to the queue.
+Dispatch = Callable[[str, tuple[str, ...]], Awaitable[None]]
 
 
 class StaleDelivery(Exception):
@@ -129,9 +65,12 @@ class StaleDelivery(Exception):
     gone. Raising it ends this copy of the pipeline (the live one carries on)."""
 
 
-async def run_stage(state: WorkerState, stage: Stage, job_id: str) -> str:
+async def run_stage(
+    state: WorkerState, stage: str, job_id: str, dispatch: Dispatch | None = None
+) -> str:
     """Run one stage of one job under its lease, reusing a stored artifact when inputs and
-    params match; transient failures are retried in place, permanent ones fail the job."""
+    params match; transient failures are retried in place, permanent ones fail the job.
+    Then `dispatch` the stages this one was the last input of (None: run this one only)."""
     settings = state.settings
     leases = state.leases
     bus = state.bus
@@ -163,12 +102,12 @@ async def run_stage(state: WorkerState, stage: Stage, job_id: str) -> str:
                     tries += 1
             if beat.lost:
                 raise StaleDelivery(f"{job_id}/{stage}: lease lost while computing")
-            held = await retrying(
+            outcome = await retrying(
                 settings,
                 "recording the stage",
                 lambda: leases.succeed(job_id, stage, owner, record.id, reused=reused),
             )
-            if not held:
+            if outcome is None:
                 raise StaleDelivery(f"{job_id}/{stage}: lease lost before recording")
         elapsed = round(monotonic() - started_clock, 3)
         await _publish(
@@ -182,36 +121,40 @@ async def run_stage(state: WorkerState, stage: Stage, job_id: str) -> str:
                 progress=1.0,
             ),
         )
-        if stage == STAGES[-1]:
+        if outcome.job_done:
             done = JobEvent(type="job.succeeded", job_id=job_id)
             await retrying(
                 settings, "announcing the result", lambda: publish_terminal_once(bus, leases, done)
             )
+        if outcome.ready and dispatch is not None:
+            # Lost if this process dies right here: the reaper sends what is ready and not
+            # queued once the job has been quiet for stall_after_s.
+            ready = outcome.ready
+            await retrying(settings, "queueing the next stages", lambda: dispatch(job_id, ready))
     finally:
         state.tasks_done += 1
         state.models.release()
     return job_id
 
 
-async def _produce(state: WorkerState, stage: Stage, job: Job) -> tuple[ArtifactRecord, bool]:
+async def _produce(state: WorkerState, stage: str, job: Job) -> tuple[ArtifactRecord, bool]:
     """The stage's artifact: the stored one when its key is recorded and its object exists,
     else computed (in a thread) and recorded. Idempotent: the key is a function of the
     inputs, params and model, and recording a key twice returns the first record."""
     job_id = job.id
+    decl = state.graph[stage]
     inputs: dict[str, ArtifactRecord] = {}
-    for name in STAGE_INPUTS[stage]:
+    for name in decl.inputs:
         found = await state.jobs.current_artifact(job_id, name)
         if found is None:
             raise StageFailed(stage, f"the {name} stage has no stored result for this job")
         inputs[name] = found
-    spec = SPECS[stage]
+    spec = spec_of(decl)
     params, model = await spec.describe(state, job)
-    input_hashes = (
-        [job.upload_sha256]
-        if stage == "decode"
-        else [inputs[n].sha256 for n in STAGE_INPUTS[stage]]
-    )
-    key = artifact_key(stage, inputs=input_hashes, params=_recorded_params(params), model=model)
+    recorded = spec.recorded(params)
+    # A stage that reads only the upload is keyed by the upload's hash.
+    input_hashes = [inputs[n].sha256 for n in decl.inputs] or [job.upload_sha256]
+    key = artifact_key(stage, inputs=input_hashes, params=recorded, model=model)
     key_dir = artifact_dir(job_id, stage, key)
     record = await state.jobs.find_artifact(job_id, stage, key)
     if record is not None and await asyncio.to_thread(
@@ -231,7 +174,7 @@ async def _produce(state: WorkerState, stage: Stage, job: Job) -> tuple[Artifact
         uri=stored.uri,
         sha256=stored.sha256,
         size_bytes=stored.size_bytes,
-        params=_recorded_params(params),
+        params=recorded,
         model=model,
         inputs=[r.id for r in inputs.values()],
         started_at=started_at,
@@ -247,8 +190,9 @@ def _refused(stage: str, job_id: str, refusal: LeaseRefusal) -> str:
     if refusal.job_status is None:
         log.warning("job %s is gone; dropping its %s task", job_id, stage)
         raise StaleDelivery(f"{job_id}: no such job")
-    if refusal.job_status in ("queued", "running") and refusal.stage_status == "succeeded":
-        log.info("job %s: %s already done; passing the job on", job_id, stage)
+    if refusal.stage_status == "succeeded":
+        # A redelivery: the stages it was the last input of were decided when it succeeded.
+        log.info("job %s: %s already done", job_id, stage)
         return job_id
     if refusal.held_by_other:
         why = "another worker is running it"
@@ -351,9 +295,14 @@ def _state(context: Context) -> WorkerState:
     return state
 
 
-def _stage_task(stage: Stage) -> Callable[..., Awaitable[str]]:
+def _stage_task(stage: str) -> Callable[..., Awaitable[str]]:
     async def task(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> str:
-        return await run_stage(_state(context), stage, job_id)
+        broker = context.broker
+
+        async def dispatch(job: str, stages: tuple[str, ...]) -> None:
+            await send_stages(broker, job, stages)
+
+        return await run_stage(_state(context), stage, job_id, dispatch)
 
     task.__name__ = f"{stage}_task"
     return task
@@ -388,8 +337,11 @@ async def enroll_task(
     return speaker.model_dump(mode="json")
 
 
-def register_tasks(broker: AsyncBroker) -> None:
-    """Explicit registration (no autodiscovery): one task per stage, plus enrollment."""
-    for stage in SPECS:
-        broker.register_task(_stage_task(stage), task_name=task_name(stage))
+def register_tasks(broker: AsyncBroker, graph: StageGraph) -> None:
+    """Explicit registration (no autodiscovery): one task per stage of the graph, plus
+    enrollment. Each stage's implementation is imported here, so a graph naming one that
+    does not exist fails at the worker's start, not at its first job."""
+    for decl in graph:
+        spec_of(decl)
+        broker.register_task(_stage_task(decl.name), task_name=task_name(decl.name))
     broker.register_task(enroll_task, task_name="scribe.enroll")

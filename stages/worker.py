@@ -61,10 +61,11 @@ def create_broker() -> AsyncBroker:
         raise SystemExit("SCRIBE_REDIS_URL is not set; `scribe serve` sets it in embedded mode")
     broker = make_broker(settings, settings.redis_url)
 
+    from core.graph import load_graph
     from stages.runtime import WorkerState
     from stages.tasks import register_tasks
 
-    register_tasks(broker)
+    register_tasks(broker, load_graph(settings.stage_graph))
 
     async def startup(state: TaskiqState) -> None:
         state.scribe = await WorkerState.connect(settings)

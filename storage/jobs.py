@@ -9,9 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from core.artifacts import STAGES, ArtifactRecord, JobParams
+from core.artifacts import ArtifactRecord, JobParams
 from core.corrections import Correction
 from core.errors import NotFound, TooManyJobs
+from core.graph import DEFAULT_GRAPH, StageGraph
 from core.jobs import Consent, Job, JobError, Speaker, StageState
 
 
@@ -82,8 +83,9 @@ FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, graph: StageGraph = DEFAULT_GRAPH) -> None:
         self.pool = pool
+        self.graph = graph  # the stage rows a job gets
 
     # ------------------------------------------------------------ jobs
 
@@ -118,7 +120,7 @@ class JobStore:
             params.model_dump(exclude_none=True),
             _owner(owner),
             max_duration_s,
-            list(STAGES),
+            list(self.graph.names),
         )
         async with self.pool.acquire() as conn:
             if max_active is None:
@@ -160,6 +162,19 @@ class JobStore:
                 "SELECT * FROM job_stages WHERE job_id = $1 ORDER BY position", jid
             )
         return self._job(row, stages)
+
+    async def ensure_stage_rows(self, job_id: str) -> None:
+        """Give the job a row for every stage of the graph it lacks (a stage declared after
+        the job was made), not yet run."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO job_stages (job_id, stage, position, status)"
+                " SELECT $1, stage.name, stage.position - 1, 'pending'"
+                " FROM unnest($2::text[]) WITH ORDINALITY AS stage(name, position)"
+                " ON CONFLICT (job_id, stage) DO NOTHING",
+                _uuid(job_id),
+                list(self.graph.names),
+            )
 
     async def list_jobs(self, limit: int = 50, owner: str | None = None) -> list[Job]:
         async with self.pool.acquire() as conn:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import asyncpg
 
-from core.artifacts import STAGES
+from core.graph import DEFAULT_GRAPH, StageGraph
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,21 @@ class LeaseRefusal:
     job_status: str | None  # None: the job is gone
     stage_status: str | None
     held_by_other: bool  # a live lease of another worker
-    waiting_for: str | None  # an earlier stage of this run that is not done yet
+    waiting_for: str | None  # an input of the stage that is not done yet
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """What recording a stage's success decided, in the same transaction."""
+
+    job_done: bool  # this was the last stage the result waits for: the job succeeded
+    ready: tuple[str, ...]  # stages whose inputs are now all done, to be sent (once)
 
 
 @dataclass(frozen=True)
 class Stalled:
     job_id: str
-    stage: str  # the first stage not yet succeeded: where the pipeline resumes
+    stages: tuple[str, ...]  # queued stages whose inputs are done: where the job resumes
     updated_at: datetime
 
 
@@ -49,9 +57,19 @@ def _secs(value: float) -> float:
     return float(value)
 
 
+# A job runs its result stages while 'queued' or 'running'; the stages after the result
+# (result=False in the graph) also once it has 'succeeded'.
+_ACTIVE = ("queued", "running")
+_ACTIVE_AFTER_RESULT = ("queued", "running", "succeeded")
+
+
 class LeaseStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, graph: StageGraph = DEFAULT_GRAPH) -> None:
         self.pool = pool
+        self.graph = graph
+
+    def _job_states(self, stage: str) -> list[str]:
+        return list(_ACTIVE if self.graph[stage].result else _ACTIVE_AFTER_RESULT)
 
     # ------------------------------------------------------------ a worker's side
 
@@ -61,10 +79,12 @@ class LeaseStore:
         """Take the stage's lease and mark it running, or say why not.
 
         Granted when the stage is queued (or running under an expired lease: its worker
-        died) and no earlier stage of the job is still queued or running (a stale message
-        must not run a stage on the previous run's inputs).
+        died) and every stage it reads has succeeded in this run (a stale message must not
+        run a stage on the previous run's inputs).
         """
         jid = uuid.UUID(job_id)
+        inputs = list(self.graph[stage].inputs)
+        result = self.graph[stage].result
         async with self.pool.acquire() as conn, conn.transaction():
             attempts = await conn.fetchval(
                 "UPDATE job_stages s SET status = 'running', started_at = now(),"
@@ -74,36 +94,40 @@ class LeaseStore:
                 "   AND (s.status = 'queued' OR (s.status = 'running' AND"
                 "        (s.lease_expires_at IS NULL OR s.lease_expires_at < now())))"
                 "   AND NOT EXISTS (SELECT 1 FROM job_stages p WHERE p.job_id = s.job_id"
-                "        AND p.position < s.position AND p.status IN ('queued', 'running'))"
+                "        AND p.stage = ANY($5::text[]) AND p.status <> 'succeeded')"
                 "   AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = s.job_id"
-                "        AND j.status IN ('queued', 'running'))"
+                "        AND j.status = ANY($6::text[]))"
                 " RETURNING s.attempts",
                 jid,
                 stage,
                 owner,
                 _secs(ttl_s),
+                inputs,
+                self._job_states(stage),
             )
             if attempts is not None:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()),"
-                    " updated_at = now() WHERE id = $1",
-                    jid,
-                )
+                if result:
+                    await conn.execute(
+                        "UPDATE jobs SET status = 'running',"
+                        " started_at = COALESCE(started_at, now()), updated_at = now()"
+                        " WHERE id = $1",
+                        jid,
+                    )
+                else:
+                    await conn.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", jid)
                 return LeaseGrant(owner=owner, attempts=int(attempts))
             job_status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", jid)
-            row = await conn.fetchrow(
-                "SELECT status, lease_owner IS NOT NULL AND lease_expires_at >= now() AS live"
-                " FROM job_stages WHERE job_id = $1 AND stage = $2",
+            rows = await conn.fetch(
+                "SELECT stage, status, lease_owner IS NOT NULL AND lease_expires_at >= now()"
+                " AS live FROM job_stages WHERE job_id = $1 AND stage = ANY($2::text[])",
                 jid,
-                stage,
+                [stage, *inputs],
             )
-            waiting = await conn.fetchval(
-                "SELECT p.stage FROM job_stages p JOIN job_stages s ON s.job_id = p.job_id"
-                " WHERE p.job_id = $1 AND s.stage = $2 AND p.position < s.position"
-                "   AND p.status IN ('queued', 'running') ORDER BY p.position LIMIT 1",
-                jid,
-                stage,
-            )
+        status = {r["stage"]: r for r in rows}
+        row = status.get(stage)
+        waiting = next(
+            (i for i in inputs if i not in status or status[i]["status"] != "succeeded"), None
+        )
         return LeaseRefusal(
             job_status=job_status,
             stage_status=row["status"] if row else None,
@@ -144,12 +168,18 @@ class LeaseStore:
 
     async def succeed(
         self, job_id: str, stage: str, owner: str, artifact_id: str, *, reused: bool
-    ) -> bool:
-        """Record the stage's artifact and release the lease; the last stage also ends the
-        job. False (and nothing changed) when the lease is no longer ours."""
+    ) -> Succeeded | None:
+        """Record the stage's artifact and release the lease; end the job when this was the
+        last stage its result waits for; and decide which stages it was the last input of.
+
+        One transaction under the job row's lock: of two workers finishing the two inputs
+        of a stage at once, the second sees both done and alone gets that stage in `ready`
+        (marked dispatched), so it is sent once and never forgotten. None (and nothing
+        changed) when the lease is no longer ours.
+        """
         jid = uuid.UUID(job_id)
-        last = stage == STAGES[-1]
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", jid)
             done = await conn.fetchval(
                 "UPDATE job_stages SET status = 'succeeded', finished_at = now(), error = NULL,"
                 " artifact_id = $4, reused = $5, lease_owner = NULL, lease_expires_at = NULL"
@@ -162,21 +192,57 @@ class LeaseStore:
                 reused,
             )
             if done is None:
-                return False
-            if last:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(),"
-                    " terminal_published = false WHERE id = $1",
+                return None
+            rows = await conn.fetch(
+                "SELECT stage, status, dispatched FROM job_stages WHERE job_id = $1", jid
+            )
+            status = {r["stage"]: r["status"] for r in rows}
+            job_done = False
+            if self.graph[stage].result and all(
+                status.get(n) == "succeeded" for n in self.graph.result_stages
+            ):
+                job_done = await conn.fetchval(
+                    "UPDATE jobs SET status = 'succeeded', finished_at = now(),"
+                    " updated_at = now(), terminal_published = false"
+                    " WHERE id = $1 AND status IN ('queued', 'running') RETURNING true",
                     jid,
-                )
+                ) or False
             else:
                 await conn.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", jid)
-        return True
+            job_status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", jid)
+            candidates = [
+                r["stage"]
+                for r in rows
+                if r["stage"] in self.graph
+                and r["stage"] in self.graph.dependents(stage)
+                and r["status"] == "queued"
+                and not r["dispatched"]
+                and job_status in self._job_states(r["stage"])
+                and all(status.get(i) == "succeeded" for i in self.graph[r["stage"]].inputs)
+            ]
+            ready: list[str] = []
+            if candidates:
+                ready = [
+                    r["stage"]
+                    for r in await conn.fetch(
+                        "UPDATE job_stages SET dispatched = true WHERE job_id = $1"
+                        " AND stage = ANY($2::text[]) AND NOT dispatched RETURNING stage",
+                        jid,
+                        candidates,
+                    )
+                ]
+        ordered = tuple(n for n in self.graph.names if n in ready)
+        return Succeeded(job_done=bool(job_done), ready=ordered)
 
     async def fail(self, job_id: str, stage: str, owner: str, message: str) -> bool:
-        """The stage failed for good: the job fails at it. False when the lease is not ours."""
+        """The stage failed for good. A stage the result waits for fails the job; one after
+        the result only itself (and what depends on it), the transcript stays. False when
+        the lease is not ours."""
         jid = uuid.UUID(job_id)
+        result = self.graph[stage].result
+        later = [n for n in self.graph.downstream(stage) if n != stage]
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", jid)
             done = await conn.fetchval(
                 "UPDATE job_stages SET status = 'failed', finished_at = now(), error = $4,"
                 " lease_owner = NULL, lease_expires_at = NULL"
@@ -189,6 +255,15 @@ class LeaseStore:
             )
             if done is None:
                 return False
+            if not result:
+                await conn.execute(
+                    "UPDATE job_stages SET status = 'pending' WHERE job_id = $1"
+                    " AND status = 'queued' AND stage = ANY($2::text[])",
+                    jid,
+                    later,
+                )
+                await conn.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", jid)
+                return True
             await conn.execute(
                 "UPDATE job_stages SET status = 'pending' WHERE job_id = $1 AND status = 'queued'",
                 jid,
@@ -224,20 +299,31 @@ class LeaseStore:
 
     async def requeue_if_finished(self, job_id: str, stages: list[str]) -> bool:
         """Replay: queue the given stages again unless the job is queued or running now.
-        Of two concurrent replays exactly one gets True."""
+        Of two concurrent replays exactly one gets True. Replaying only stages after the
+        result leaves the job succeeded (its transcript does not change)."""
         jid = uuid.UUID(job_id)
+        reopens = any(self.graph[s].result for s in stages)
         async with self.pool.acquire() as conn, conn.transaction():
             got = await conn.fetchval(
-                "UPDATE jobs SET status = 'queued', error_stage = NULL, error_message = NULL,"
-                " finished_at = NULL, updated_at = now()"
-                " WHERE id = $1 AND status IN ('succeeded', 'failed') RETURNING 1",
+                "UPDATE jobs SET status = CASE WHEN $2 THEN 'queued' ELSE status END,"
+                " error_stage = CASE WHEN $2 THEN NULL ELSE error_stage END,"
+                " error_message = CASE WHEN $2 THEN NULL ELSE error_message END,"
+                " finished_at = CASE WHEN $2 THEN NULL ELSE finished_at END, updated_at = now()"
+                " WHERE id = $1 AND status IN ('succeeded', 'failed')"
+                "   AND ($2 OR status = 'succeeded')"
+                "   AND NOT EXISTS (SELECT 1 FROM job_stages r WHERE r.job_id = $1"
+                "        AND r.status IN ('queued', 'running') AND r.stage = ANY($3::text[]))"
+                " RETURNING 1",
                 jid,
+                reopens,
+                stages,
             )
             if got is None:
                 return False
             await conn.execute(
                 "UPDATE job_stages SET status = 'queued', error = NULL, started_at = NULL,"
-                " finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL"
+                " finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
+                " dispatched = false"
                 " WHERE job_id = $1 AND stage = ANY($2::text[])",
                 jid,
                 stages,
@@ -270,21 +356,38 @@ class LeaseStore:
         """Unfinished jobs with no stage running and nothing recorded for `stall_after_s`:
         their next message may have been lost (a worker killed between recording a stage
         and queueing the next, a Redis that lost its data, a gateway that died after
-        creating the job). The caller checks the queue before acting."""
+        creating the job). Each comes with the stages that may run now (queued, inputs
+        done). The caller checks the queue before acting."""
+        after_result = [d.name for d in self.graph if not d.result]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT j.id, j.updated_at,"
-                " (SELECT s.stage FROM job_stages s WHERE s.job_id = j.id"
-                "   AND s.status <> 'succeeded' ORDER BY s.position LIMIT 1) AS next_stage"
-                " FROM jobs j WHERE j.status IN ('queued', 'running')"
+                " array_agg(s.stage) FILTER (WHERE s.status = 'succeeded') AS done,"
+                " array_agg(s.stage) FILTER (WHERE s.status = 'queued') AS queued"
+                " FROM jobs j JOIN job_stages s ON s.job_id = j.id"
+                " WHERE (j.status IN ('queued', 'running') OR (j.status = 'succeeded' AND"
+                "        EXISTS (SELECT 1 FROM job_stages q WHERE q.job_id = j.id"
+                "        AND q.status = 'queued' AND q.stage = ANY($3::text[]))))"
                 "   AND j.updated_at < now() - make_interval(secs => $1)"
                 "   AND NOT EXISTS (SELECT 1 FROM job_stages r WHERE r.job_id = j.id"
                 "       AND r.status = 'running')"
-                " ORDER BY j.updated_at LIMIT $2",
+                " GROUP BY j.id, j.updated_at ORDER BY j.updated_at LIMIT $2",
                 _secs(stall_after_s),
                 limit,
+                after_result,
             )
-        return [Stalled(str(r["id"]), r["next_stage"] or STAGES[-1], r["updated_at"]) for r in rows]
+        stalled = []
+        for r in rows:
+            done = set(r["done"] or ())
+            queued = set(r["queued"] or ())
+            ready = tuple(
+                d.name
+                for d in self.graph
+                if d.name in queued and all(i in done for i in d.inputs)
+            )
+            if ready:
+                stalled.append(Stalled(str(r["id"]), ready, r["updated_at"]))
+        return stalled
 
     async def claim_stalled(self, job: Stalled) -> bool:
         """Touch the job if nobody did since it was seen stalled (one reaper wins)."""

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from core.artifacts import STAGES, WHISPER_LANGUAGES, JobParams
+from core.artifacts import WHISPER_LANGUAGES, JobParams
 from core.errors import BadInput, Conflict, NotFound, TooManyJobs
 from core.events import JobEvent
 from core.jobs import Job
 from core.settings import Settings
-from events.queue import build_pipeline, stages_from
+from events.queue import send_stages
 from gateway.auth import Principal
 from gateway.deps import (
     BusDep,
@@ -86,17 +86,17 @@ def accepted(settings: Settings, job_id: str, status: str) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": links.self})
 
 
-async def enqueue(services: Services, job_id: str, first_stage: str) -> None:
-    """Tell listeners the job is queued, then hand it to the workers (by task name)."""
+async def enqueue(services: Services, job_id: str, stages: tuple[str, ...]) -> None:
+    """Tell listeners the job is queued, then hand its first stages to the workers."""
     await services.bus.publish(
         JobEvent(
             type="job.queued",
             job_id=job_id,
-            stage=first_stage,
-            message=f"queued from {first_stage}",
+            stage=stages[0],
+            message=f"queued from {', '.join(stages)}",
         )
     )
-    await build_pipeline(services.broker, first_stage).kiq(job_id)
+    await send_stages(services.broker, job_id, stages)
 
 
 async def check_active_jobs(services: Services, principal: Principal) -> None:
@@ -189,7 +189,7 @@ async def create_job(
             max_duration_s=principal.max_duration_s,
             max_active=max_active,
         )
-    await enqueue(services, job_id, "decode")
+    await enqueue(services, job_id, services.graph.roots)
     return accepted(settings, job_id, "queued")
 
 
@@ -231,8 +231,9 @@ async def replay_stage(
     body: ReplayRequest | None = None,
 ) -> JSONResponse:
     job = await services.jobs.get_job(job_id, principal.owner)
-    if stage not in STAGES:
-        raise NotFound(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    graph = services.graph
+    if stage not in graph:
+        raise NotFound(f"unknown stage {stage!r}; stages are {', '.join(graph.names)}")
     busy = Conflict("job is still running; wait for it to finish before replaying a stage")
     if job.status in ("queued", "running"):
         raise busy
@@ -241,9 +242,13 @@ async def replay_stage(
         params = check_language(merge_params(job.params, body.params))
     await check_active_jobs(services, principal)  # a replay is a job running again
     # One conditional update: of two concurrent replays, one is queued and the other gets 409.
-    if not await LeaseStore(services.pool).requeue_if_finished(job_id, stages_from(stage)):
+    # A stage declared after the job was made has no row yet.
+    await services.jobs.ensure_stage_rows(job_id)
+    # Only what depends on the stage runs again (replaying transcribe never re-runs diarize).
+    again = list(graph.downstream(stage))
+    if not await LeaseStore(services.pool, graph).requeue_if_finished(job_id, again):
         raise busy
     if params is not None:
         await services.jobs.update_params(job_id, params)
-    await enqueue(services, job_id, stage)
+    await enqueue(services, job_id, (stage,))
     return accepted(settings, job_id, "queued")

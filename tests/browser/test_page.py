@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from cli.local import LocalSystem
+from core.graph import DEFAULT_GRAPH
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("decode", "diarize", "transcribe", "identify", "merge")
+STAGES = DEFAULT_GRAPH.names
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 JOB_TIMEOUT_MS = 420_000  # generous: a busy CI machine is much slower than an idle one

@@ -12,11 +12,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.artifacts import JobParams
+from core.artifacts import JobParams, MeetingResult
+from core.graph import DEFAULT_GRAPH, StageDecl, StageGraph
 from storage import orphans
 from storage.artifacts import ArtifactStore, upload_key
 from storage.jobs import JobStore
-from storage.leases import LeaseGrant, LeaseRefusal, LeaseStore
+from storage.leases import LeaseGrant, LeaseRefusal, LeaseStore, Succeeded
 
 
 async def new_job(jobs: JobStore) -> str:
@@ -109,7 +110,8 @@ async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
     assert job_id not in [s.job_id for s in await leases.stalled(stall_after_s=60)]
     await asyncio.sleep(0.3)
     stalled = [s for s in await leases.stalled(stall_after_s=0.2) if s.job_id == job_id]
-    assert [s.stage for s in stalled] == ["diarize"]
+    # Both stages that read decode may run: the reaper sends the two.
+    assert [s.stages for s in stalled] == [("diarize", "transcribe")]
     results = await asyncio.gather(*(leases.claim_stalled(stalled[0]) for _ in range(3)))
     assert sorted(results) == [False, False, True]
 
@@ -185,3 +187,92 @@ def test_transient_or_permanent(exc: BaseException, transient: bool) -> None:
     assert is_transient(StageFailed("decode", "busy", permanent=False))
     assert not is_transient(StageFailed("decode", "bad audio"))
     assert not is_transient(BadInput("no"))
+
+
+# ---------------------------------------------------------------- the graph
+
+
+async def succeed(leases: LeaseStore, jobs: JobStore, job_id: str, stage: str) -> Succeeded:
+    assert isinstance(await leases.acquire(job_id, stage, f"w-{stage}", ttl_s=5), LeaseGrant)
+    outcome = await leases.succeed(
+        job_id, stage, f"w-{stage}", await record(jobs, job_id, stage), reused=False
+    )
+    assert outcome is not None
+    return outcome
+
+
+async def test_decode_releases_diarize_and_transcribe_together(db_pool: asyncpg.Pool) -> None:
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+    refused = await leases.acquire(job_id, "identify", "w", ttl_s=5)
+    assert isinstance(refused, LeaseRefusal) and refused.waiting_for == "diarize"
+    assert (await succeed(leases, jobs, job_id, "decode")).ready == ("diarize", "transcribe")
+    # Both may run at once, and identify waits for diarize only.
+    assert isinstance(await leases.acquire(job_id, "diarize", "a", ttl_s=5), LeaseGrant)
+    assert isinstance(await leases.acquire(job_id, "transcribe", "b", ttl_s=5), LeaseGrant)
+    refused = await leases.acquire(job_id, "merge", "c", ttl_s=5)
+    assert isinstance(refused, LeaseRefusal) and refused.waiting_for == "diarize"
+
+
+async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Pool) -> None:
+    for _ in range(5):  # a race: played several times
+        jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+        job_id = await new_job(jobs)
+        await succeed(leases, jobs, job_id, "decode")
+        assert (await succeed(leases, jobs, job_id, "diarize")).ready == ("identify",)
+        for stage in ("transcribe", "identify"):
+            grant = await leases.acquire(job_id, stage, f"w-{stage}", ttl_s=5)
+            assert isinstance(grant, LeaseGrant)
+        arts = {s: await record(jobs, job_id, s) for s in ("transcribe", "identify")}
+        outcomes = await asyncio.gather(
+            *(
+                leases.succeed(job_id, s, f"w-{s}", arts[s], reused=False)
+                for s in ("transcribe", "identify")
+            )
+        )
+        readies = [o.ready for o in outcomes if o is not None]
+        assert sorted(readies) == [(), ("merge",)]  # sent once, never forgotten
+        assert (await jobs.get_job(job_id)).status == "running"
+        done = await succeed(leases, jobs, job_id, "merge")
+        assert done.job_done and done.ready == ()
+        assert (await jobs.get_job(job_id)).status == "succeeded"
+
+
+SHOUT = StageDecl("shout", "Shouting", ("merge",), MeetingResult, "nowhere:SPEC", result=False)
+
+
+async def test_a_stage_after_the_result_runs_after_success_and_fails_alone(
+    db_pool: asyncpg.Pool,
+) -> None:
+    graph = DEFAULT_GRAPH.with_stage(SHOUT)
+    jobs, leases = JobStore(db_pool, graph), LeaseStore(db_pool, graph)
+    job_id = await new_job(jobs)
+    for stage in ("decode", "diarize", "transcribe", "identify"):
+        await succeed(leases, jobs, job_id, stage)
+    merged = await succeed(leases, jobs, job_id, "merge")
+    # The job has its result now; the stage after it is sent in the same breath.
+    assert merged.job_done and merged.ready == ("shout",)
+    assert (await jobs.get_job(job_id)).status == "succeeded"
+    assert isinstance(await leases.acquire(job_id, "shout", "w", ttl_s=5), LeaseGrant)
+    assert await leases.fail(job_id, "shout", "w", "could not shout")
+    job = await jobs.get_job(job_id)
+    assert job.status == "succeeded" and job.error is None
+    assert [s.status for s in job.stages if s.stage == "shout"] == ["failed"]
+    # Replaying it alone leaves the job succeeded; replaying transcribe re-runs what
+    # depends on it only.
+    assert await leases.requeue_if_finished(job_id, list(graph.downstream("shout")))
+    assert (await jobs.get_job(job_id)).status == "succeeded"
+    assert graph.downstream("transcribe") == ("transcribe", "merge", "shout")
+    assert graph.downstream("identify") == ("identify", "merge", "shout")
+    assert graph.downstream("decode") == graph.names
+
+
+def test_a_graph_refuses_what_cannot_run() -> None:
+    with pytest.raises(ValueError, match="not declared before it"):
+        StageGraph([StageDecl("a", "A", ("b",), MeetingResult, "x:y")])
+    with pytest.raises(ValueError, match="declared twice"):
+        DEFAULT_GRAPH.with_stage(StageDecl("merge", "M", (), MeetingResult, "x:y"))
+    with pytest.raises(ValueError, match="runs after the result"):
+        DEFAULT_GRAPH.with_stage(SHOUT).with_stage(
+            StageDecl("late", "L", ("shout",), MeetingResult, "x:y", result=True)
+        )

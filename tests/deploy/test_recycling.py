@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from core.artifacts import STAGES
+from core.graph import DEFAULT_GRAPH
 from tests.deploy.conftest import MakeSettings, running_system, started_per_stage, wait_all
 
 JOBS = 10
@@ -54,14 +54,15 @@ def test_recycle_after_every_task_loses_and_repeats_nothing(
         assert finals == dict.fromkeys(job_ids, "job.succeeded")
         for job_id in job_ids:
             # Each stage started once: no redelivery, no duplicate kick.
-            assert started_per_stage(events[job_id]) == dict.fromkeys(STAGES, 1), job_id
+            once = dict.fromkeys(DEFAULT_GRAPH.names, 1)
+            assert started_per_stage(events[job_id]) == once, job_id
             artifacts = api.artifacts(job_id)
-            assert sorted(a["stage"] for a in artifacts) == sorted(STAGES)
+            assert sorted(a["stage"] for a in artifacts) == sorted(DEFAULT_GRAPH.names)
             assert {a["version"] for a in artifacts} == {1}
             assert api.result(job_id)["segments"]
         # Every stage ran in its own child: as many worker names as tasks.
         workers = {a["worker"] for j in job_ids for a in api.artifacts(j)}
-        assert len(workers) == JOBS * len(STAGES)
+        assert len(workers) == JOBS * len(DEFAULT_GRAPH.names)
         # Nothing left unacknowledged in the consumer group. The last stage publishes
         # job.succeeded from inside the task and taskiq acknowledges after it has saved the
         # result, so the final ack may trail the event by a moment; a stranded message

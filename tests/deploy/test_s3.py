@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.artifacts import STAGES
+from core.graph import DEFAULT_GRAPH
 from core.settings import Settings, StorageSettings
 from storage.artifacts import ArtifactStore, upload_key
 from tests.deploy.conftest import MakeSettings, S3Endpoint, running_system
@@ -89,7 +89,7 @@ def test_whole_pipeline_on_s3(
         assert api.result_text(job_id, "srt").text.strip()
 
         artifacts = api.artifacts(job_id)
-        assert sorted(a["stage"] for a in artifacts) == sorted(STAGES)
+        assert sorted(a["stage"] for a in artifacts) == sorted(DEFAULT_GRAPH.names)
         for artifact in artifacts:
             assert artifact["uri"].startswith(f"s3://{s3_bucket.bucket}/scribe/jobs/{job_id}/")
             key = store.key_of(artifact["uri"])

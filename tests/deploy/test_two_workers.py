@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.artifacts import STAGES
+from core.graph import DEFAULT_GRAPH
 from tests.deploy.conftest import MakeSettings, running_system, started_per_stage, wait_all
 
 JOBS = 6
@@ -25,9 +25,10 @@ def test_two_workers_share_one_queue(
         per_worker: dict[str, int] = {}
         for job_id in job_ids:
             assert events[job_id][-1].type == "job.succeeded", job_id
-            assert started_per_stage(events[job_id]) == dict.fromkeys(STAGES, 1), job_id
+            once = dict.fromkeys(DEFAULT_GRAPH.names, 1)
+            assert started_per_stage(events[job_id]) == once, job_id
             artifacts = api.artifacts(job_id)
-            assert sorted(a["stage"] for a in artifacts) == sorted(STAGES)
+            assert sorted(a["stage"] for a in artifacts) == sorted(DEFAULT_GRAPH.names)
             assert {a["version"] for a in artifacts} == {1}
             stages = api.stage_states(api.job(job_id))
             for artifact in artifacts:
@@ -36,4 +37,4 @@ def test_two_workers_share_one_queue(
                 per_worker[artifact["worker"]] = per_worker.get(artifact["worker"], 0) + 1
         print(f"\ntasks per worker over {JOBS} jobs: {per_worker}")
         assert len(per_worker) == 2, per_worker
-        assert sum(per_worker.values()) == JOBS * len(STAGES)
+        assert sum(per_worker.values()) == JOBS * len(DEFAULT_GRAPH.names)

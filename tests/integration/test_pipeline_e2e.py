@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from core.artifacts import STAGE_INPUTS, STAGES
+from core.graph import DEFAULT_GRAPH, StageGraph
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the helpers arrive as fixtures; conftest is not imported at run time
@@ -87,31 +87,38 @@ def map_speakers(
     return {hyp: max(per, key=lambda r: per[r]) for hyp, per in totals.items()}
 
 
-def assert_stage_sequence(events: list[SSEvent], job_id: str, stages: tuple[str, ...]) -> None:
-    """job.queued, then per stage started → progress* → finished in order, then succeeded;
-    progress in [0, 1] and non-decreasing within a stage; every event has an increasing id."""
+def assert_stage_sequence(events: list[SSEvent], job_id: str, graph: StageGraph) -> None:
+    """job.queued, then per stage started → progress* → finished, each stage starting only
+    after every stage it reads has finished (with one worker, stages that do not depend on
+    each other run one after the other, in either order), then succeeded; progress in
+    [0, 1] and non-decreasing within a stage; every event has an increasing id."""
     seen = [f"{e.type}:{e.data.get('stage')}" for e in events]
     assert events and events[0].type == "job.queued", seen
     assert events[-1].type == "job.succeeded", seen
-    pos = 1
-    for stage in stages:
-        assert events[pos].type == "stage.started" and events[pos].data["stage"] == stage, (
-            f"expected {stage} to start at #{pos}: {seen}"
-        )
-        pos += 1
-        fractions: list[float] = []
-        while events[pos].type == "stage.progress":
-            assert events[pos].data["stage"] == stage, seen
-            fractions.append(events[pos].data["progress"])
-            pos += 1
-        assert all(0.0 <= f <= 1.0 for f in fractions), (stage, fractions)
-        assert fractions == sorted(fractions), f"{stage} progress went backwards: {fractions}"
-        assert events[pos].type == "stage.finished" and events[pos].data["stage"] == stage, (
-            f"expected {stage} to finish at #{pos}: {seen}"
-        )
-        assert 0.0 <= events[pos].data["progress"] <= 1.0
-        pos += 1
-    assert pos == len(events) - 1, f"unexpected events after merge: {seen[pos:]}"
+    started: dict[str, int] = {}
+    finished: dict[str, int] = {}
+    fractions: dict[str, list[float]] = {}
+    for pos, e in enumerate(events[1:-1], 1):
+        stage = str(e.data.get("stage"))
+        if e.type == "stage.started":
+            assert stage not in started, f"{stage} started twice: {seen}"
+            started[stage] = pos
+        elif e.type == "stage.progress":
+            assert stage in started and stage not in finished, seen
+            fractions.setdefault(stage, []).append(e.data["progress"])
+        elif e.type == "stage.finished":
+            assert stage in started and stage not in finished, seen
+            assert 0.0 <= e.data["progress"] <= 1.0
+            finished[stage] = pos
+        else:
+            raise AssertionError(f"unexpected event {e.type} at #{pos}: {seen}")
+    assert list(finished) and set(started) == set(finished) == set(graph.names), seen
+    for decl in graph:
+        for name in decl.inputs:
+            assert finished[name] < started[decl.name], f"{decl.name} before {name}: {seen}"
+    for stage, values in fractions.items():
+        assert all(0.0 <= f <= 1.0 for f in values), (stage, values)
+        assert values == sorted(values), f"{stage} progress went backwards: {values}"
 
     ids = [e.id for e in events]
     assert all(ids), f"an event has no id: {ids}"
@@ -126,7 +133,7 @@ def assert_succeeded_job(api: ScribeAPI, job: dict[str, Any]) -> None:
     assert job["error"] is None
     assert job["started_at"] and job["finished_at"]
     states = api.stage_states(job)
-    assert list(states) == list(STAGES)
+    assert list(states) == list(DEFAULT_GRAPH.names)
     for name, st in states.items():
         assert st["status"] == "succeeded", (name, st)
         assert st["artifact_id"], name
@@ -155,7 +162,7 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
 def test_sample_end_to_end(api: ScribeAPI, pyannote_sample: Path) -> None:
     job_id, events = api.run(pyannote_sample / "sample.wav")
 
-    assert_stage_sequence(events, job_id, STAGES)
+    assert_stage_sequence(events, job_id, DEFAULT_GRAPH)
     assert events[0].data["stage"] == "decode"
     progress = [e.data["stage"] for e in events if e.type == "stage.progress"]
     assert progress.count("diarize") >= 2 and progress.count("transcribe") >= 1, progress
@@ -252,7 +259,7 @@ def test_sample_end_to_end(api: ScribeAPI, pyannote_sample: Path) -> None:
     artifacts = api.artifacts(job_id)
     assert len(artifacts) >= 5
     by_stage = {a["stage"]: a for a in artifacts}
-    assert set(by_stage) == set(STAGES)
+    assert set(by_stage) == set(DEFAULT_GRAPH.names)
     states = api.stage_states(job)
     for a in artifacts:
         stage = a["stage"]
@@ -263,7 +270,7 @@ def test_sample_end_to_end(api: ScribeAPI, pyannote_sample: Path) -> None:
         assert a["started_at"] <= a["finished_at"]
         if stage in ("diarize", "transcribe", "identify"):
             assert a["model"], f"{stage} artifact records no model"
-        assert a["inputs"] == [by_stage[s]["id"] for s in STAGE_INPUTS[stage]], stage
+        assert a["inputs"] == [by_stage[s]["id"] for s in DEFAULT_GRAPH[stage].inputs], stage
         assert states[stage]["artifact_id"] == a["id"]
         # What is on disk is what was recorded.
         assert file_sha256(a["uri"]) == a["sha256"], f"{stage}: stored file does not match"

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from core.graph import DEFAULT_GRAPH
+
 if TYPE_CHECKING:  # the helpers arrive as fixtures; conftest is not imported at run time
     from tests.integration.conftest import ScribeAPI, SSEvent
 
@@ -55,17 +57,17 @@ def test_replay_diarize_and_identify(api: ScribeAPI, pyannote_sample: Path) -> N
     assert len(api.result(job_id)["speakers"]) == 2
     original = by_stage(api.artifacts(job_id))
     assert {s: [a["version"] for a in v] for s, v in original.items()} == {
-        s: [1] for s in ("decode", "diarize", "transcribe", "identify", "merge")
+        s: [1] for s in DEFAULT_GRAPH.names
     }
     assert original["diarize"][0]["params"]["num_speakers"] == 2
 
     # ------------------------------------------------ diarize again, as one speaker
     events = replay(api, job_id, "diarize", {"num_speakers": 1})
     assert "decode" not in started(events), "decode ran again although its input is the same"
-    assert started(events) == ["diarize", "transcribe", "identify", "merge"]
+    # Only what depends on diarize runs again: transcribe does not read it.
+    assert started(events) == ["diarize", "identify", "merge"]
     done = finished(events)
     assert done["diarize"].data["reused"] is False
-    assert done["transcribe"].data["reused"] is True, "the audio did not change"
     assert done["identify"].data["reused"] is False  # new diarization, new clusters
     assert done["merge"].data["reused"] is False
 
@@ -85,7 +87,7 @@ def test_replay_diarize_and_identify(api: ScribeAPI, pyannote_sample: Path) -> N
     assert job["status"] == "succeeded" and job["params"]["num_speakers"] == 1
     assert states["diarize"]["artifact_id"] == v2["id"]
     assert states["decode"]["artifact_id"] == original["decode"][0]["id"]
-    assert states["transcribe"]["reused"] is True
+    assert states["transcribe"]["artifact_id"] == original["transcribe"][0]["id"]
 
     result = api.result(job_id)
     assert [s["id"] for s in result["speakers"]] == ["S1"], result["speakers"]
@@ -105,7 +107,7 @@ def test_replay_diarize_and_identify(api: ScribeAPI, pyannote_sample: Path) -> N
 
     # ------------------------------------------------ back to two speakers: version 1 again
     events = replay(api, job_id, "diarize", {"num_speakers": 2})
-    assert started(events) == ["diarize", "transcribe", "identify", "merge"]
+    assert started(events) == ["diarize", "identify", "merge"]
     done = finished(events)
     assert all(done[s].data["reused"] is True for s in done), {
         s: e.data["reused"] for s, e in done.items()
@@ -133,3 +135,8 @@ def test_replay_rejects_unknown_stage_and_bad_params(api: ScribeAPI, audio_dir: 
     # Nothing was queued by the refused requests.
     job = api.job(job_id)
     assert job["status"] == "succeeded" and job["params"].get("num_speakers") is None
+
+    # ------------------------------------------------ transcribe: merge follows, not diarize
+    events = replay(api, job_id, "transcribe", None)
+    assert started(events) == ["transcribe", "merge"]
+    assert all(e.data["reused"] is True for e in finished(events).values())

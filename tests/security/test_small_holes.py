@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from core.artifacts import WHISPER_LANGUAGES
-from gateway.routes import results
+from gateway.routes import events
 from storage.artifacts import job_prefix
 from tests.integration.stored_jobs import finished_job, wav_bytes
 from tests.security.conftest import Gateway, Tenant
@@ -82,26 +82,24 @@ async def test_a_revoked_keys_stream_token_stops_working(gateway: Gateway) -> No
 async def test_an_open_stream_ends_when_its_key_is_revoked(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(results, "PING_S", 0.5)  # how often an open stream re-checks
+    monkeypatch.setattr(events, "PING_S", 0.5)  # how often an open stream re-checks
     cy = await gateway.tenant()
     resp = await upload(gateway, cy)
     job_id = resp.json()["id"]  # queued, no worker: the stream stays open
     token = await stream_token(gateway, cy, job_id)
-    async with gateway.client() as anonymous:
-        async with anonymous.stream(
-            "GET", f"/v1/jobs/{job_id}/events?token={token}", timeout=20
-        ) as stream:
-            assert stream.status_code == 200
-            lines = stream.aiter_lines()
-            while "job.queued" not in await anext(lines):
+    url = f"/v1/jobs/{job_id}/events?token={token}"
+    async with gateway.client() as anonymous, anonymous.stream("GET", url, timeout=20) as stream:
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        while "job.queued" not in await anext(lines):
+            pass
+        await gateway.services.auth.revoke_key(cy.key_id)
+
+        async def drain() -> None:
+            async for _ in lines:
                 pass
-            await gateway.services.auth.revoke_key(cy.key_id)
 
-            async def drain() -> None:
-                async for _ in lines:
-                    pass
-
-            await asyncio.wait_for(drain(), timeout=10)  # the server ended the stream
+        await asyncio.wait_for(drain(), timeout=10)  # the server ended the stream
 
 
 async def test_a_stream_token_opens_only_the_events_and_audio(

@@ -1,0 +1,151 @@
+"""The stage graph: every stage declared once, and everything else derived from it.
+
+A `StageDecl` says what a stage is: its name, the stages whose artifacts it reads, the
+model of its output artifact, the engine it needs, whether the job's result waits for it,
+and where the worker finds its implementation (a `stages.contract.StageSpec`, named by import
+path so that the gateway, which never imports model code, can read the graph too).
+
+Stage rows, the queue, leases, the reaper, replay, the API's stage list, the page and the
+CLI read a `StageGraph`; none spells a list of stages. Which graph a deployment runs is a
+setting (`SCRIBE_STAGE_GRAPH`, an import path), so a test can run a real job through a
+graph with a stage of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from core.artifacts import (
+    DecodedAudio,
+    Diarization,
+    Identification,
+    MeetingResult,
+    Transcript,
+)
+from core.settings import ModelName
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    name: str
+    label: str  # what a person reads: "Transcribing"
+    inputs: tuple[str, ...]  # the stages whose artifacts it reads; () reads the upload
+    output: type[BaseModel]  # the model of its artifact
+    spec: str  # "module:attribute" of its StageSpec, imported by workers only
+    engine: ModelName | None = None  # the model it loads, if any
+    # The job's result waits for it. A stage that does not (search indexing) runs after
+    # the job has succeeded; its failure is reported without failing the job.
+    result: bool = True
+
+
+class StageGraph:
+    """Stages in an order where each comes after its inputs."""
+
+    def __init__(self, stages: Iterable[StageDecl]) -> None:
+        self._stages: dict[str, StageDecl] = {}
+        for decl in stages:
+            if decl.name in self._stages:
+                raise ValueError(f"stage {decl.name!r} is declared twice")
+            for name in decl.inputs:
+                if name not in self._stages:
+                    raise ValueError(
+                        f"stage {decl.name!r} reads {name!r}, which is not declared before it"
+                    )
+                if decl.result and not self._stages[name].result:
+                    raise ValueError(
+                        f"stage {decl.name!r} is part of the result but reads {name!r},"
+                        " which runs after the result"
+                    )
+            self._stages[decl.name] = decl
+        if not self._stages:
+            raise ValueError("a stage graph needs at least one stage")
+        if not any(d.result for d in self._stages.values()):
+            raise ValueError("a stage graph needs at least one stage the result waits for")
+
+    def __iter__(self) -> Iterator[StageDecl]:
+        return iter(self._stages.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stages
+
+    def __getitem__(self, name: str) -> StageDecl:
+        try:
+            return self._stages[name]
+        except KeyError:
+            raise KeyError(f"unknown stage {name!r}; stages are {', '.join(self.names)}") from None
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._stages)
+
+    def position(self, name: str) -> int:
+        return self.names.index(self[name].name)
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The stages that read `name` directly."""
+        return tuple(d.name for d in self if name in d.inputs)
+
+    def downstream(self, name: str) -> tuple[str, ...]:
+        """`name` and every stage that depends on it, directly or not, in graph order:
+        what a replay of `name` runs again."""
+        found = {self[name].name}
+        for decl in self:
+            if any(i in found for i in decl.inputs):
+                found.add(decl.name)
+        return tuple(n for n in self.names if n in found)
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The stages that read only the upload: where a job starts."""
+        return tuple(d.name for d in self if not d.inputs)
+
+    @property
+    def result_stages(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self if d.result)
+
+    def with_stage(self, decl: StageDecl) -> StageGraph:
+        """This graph with one more stage (after the stages it reads)."""
+        return StageGraph([*self, decl])
+
+
+DEFAULT_GRAPH = StageGraph(
+    [
+        StageDecl("decode", "Decoding", (), DecodedAudio, "stages.specs:DECODE"),
+        StageDecl(
+            "diarize", "Finding speakers", ("decode",), Diarization, "stages.specs:DIARIZE",
+            engine="diarizer",
+        ),
+        StageDecl(
+            "transcribe", "Transcribing", ("decode",), Transcript, "stages.specs:TRANSCRIBE",
+            engine="transcriber",
+        ),
+        StageDecl(
+            "identify", "Naming speakers", ("diarize",), Identification, "stages.specs:IDENTIFY",
+            engine="encoder",
+        ),
+        StageDecl(
+            "merge", "Merging", ("decode", "diarize", "transcribe", "identify"), MeetingResult,
+            "stages.specs:MERGE",
+        ),
+    ]
+)  # fmt: skip
+
+DEFAULT_GRAPH_PATH = "core.graph:DEFAULT_GRAPH"
+
+
+@functools.cache
+def load_graph(path: str = DEFAULT_GRAPH_PATH) -> StageGraph:
+    """The StageGraph at `path` ("module:attribute")."""
+    module, _, attr = path.partition(":")
+    graph = getattr(importlib.import_module(module), attr or "GRAPH")
+    if not isinstance(graph, StageGraph):
+        raise TypeError(f"{path} is not a StageGraph")
+    return graph

@@ -1,0 +1,75 @@
+"""The default graph's stage implementations (core.graph.DEFAULT_GRAPH names them): what
+defines each stage's output (its params and model id, which go into the artifact key) and
+its compute step (stages/compute.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from core.jobs import Job
+from stages import compute
+from stages.contract import StageSpec
+from stages.identify import resolve_threshold
+
+if TYPE_CHECKING:
+    from stages.runtime import WorkerState
+
+
+async def _describe_decode(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    return {"sample_rate": 16000, "channels": 1}, None
+
+
+async def _describe_diarize(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    p = job.params
+    params = {
+        "num_speakers": p.num_speakers,
+        "min_speakers": p.min_speakers,
+        "max_speakers": p.max_speakers,
+    }
+    return params, await asyncio.to_thread(state.models.diarizer_id)
+
+
+async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    m = state.settings.models
+    params = {
+        "language": job.params.language,
+        "beam_size": m.asr_beam_size,
+        "vad_filter": True,
+        "compute_type": m.asr_compute_type,
+    }
+    return params, await asyncio.to_thread(state.models.transcriber_id)
+
+
+async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    # Only the job owner's voiceprints: one tenant never names another's people.
+    prints = await state.jobs.voiceprints(job.owner)
+    # Enrolling or deleting a person changes the answer, so it changes the key.
+    digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
+    model = await asyncio.to_thread(state.models.encoder_id)
+    # job > SCRIBE_IDENTIFY_THRESHOLD > calibrated for this encoder > default
+    threshold, source = resolve_threshold(
+        job.params.identify_threshold,
+        state.settings.identify_threshold,
+        await state.jobs.calibrated_threshold(model),
+    )
+    params = {
+        "threshold": threshold,
+        "threshold_source": source,
+        "voiceprints": digest,
+        "voiceprint_list": prints,
+    }
+    return params, model
+
+
+async def _describe_merge(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    return {}, None
+
+
+DECODE = StageSpec(_describe_decode, compute.decode)
+DIARIZE = StageSpec(_describe_diarize, compute.diarize)
+TRANSCRIBE = StageSpec(_describe_transcribe, compute.transcribe)
+IDENTIFY = StageSpec(_describe_identify, compute.identify, unrecorded=("voiceprint_list",))
+MERGE = StageSpec(_describe_merge, compute.merge)
