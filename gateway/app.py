@@ -17,7 +17,7 @@ from core.settings import Settings
 from gateway import errors
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
-from gateway.routes import corrections, health, jobs, metrics, results, speakers
+from gateway.routes import corrections, events, health, jobs, metrics, results, speakers, stages
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
@@ -98,7 +98,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, settings=settings)
     app.include_router(health.router)
     # Every /v1 route needs a key when auth is on; health, the page and the docs stay open.
-    for api in (jobs.router, results.router, speakers.router, corrections.router, metrics.router):
+    for api in (
+        jobs.router,
+        events.router,
+        results.router,
+        speakers.router,
+        corrections.router,
+        metrics.router,
+        stages.router,
+    ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 
     @app.get("/", include_in_schema=False)

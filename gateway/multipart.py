@@ -28,7 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from core.errors import BadInput, UploadTooLarge
-from gateway.upload import SNIFF_BYTES, check_media
+from gateway.media_sniff import SNIFF_BYTES, check_media
 from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 
 # Room for the multipart framing and the small form fields around the file(s).
