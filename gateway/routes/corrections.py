@@ -14,23 +14,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.artifacts import Diarization, MeetingResult, ResultSpeaker
+from core.artifacts import MeetingResult, ResultSpeaker
 from core.corrections import (
     REASSIGN,
-    RENAME_SPEAKER,
     Correction,
     CorrectionOutOfRange,
-    blend_voiceprints,
     check_fix_text,
     check_reassign,
     undo_blocked_by,
 )
 from core.errors import Conflict, NotFound
-from core.jobs import Speaker
+from gateway import voiceprints
 from gateway.deps import JobId, JobStoreDep, PrincipalDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest
 from gateway.routes.results import corrected_result
-from gateway.routes.speakers import MAX_CONSENT_BY, MAX_CONSENT_NOTE, check_expiry, consent_from
+from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
 
 router = APIRouter(prefix="/v1/jobs", tags=["corrections"])
 
@@ -84,92 +82,20 @@ async def rename_speaker(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> ResultSpeaker:
-    name = body.name.strip()
-    if not name:
-        raise InvalidRequest("name: must not be empty")
-    if not body.remember and (body.consent_by or body.consent_note or body.expires_at):
-        raise InvalidRequest(
-            "consent_by, consent_note and expires_at go with remember: true (they describe"
-            " the voiceprint kept)"
-        )
-    owner = principal.owner
-    result = await corrected_result(jobs, store, job_id, owner)  # 404 / 409 before anything
-    if not any(s.id == label for s in result.speakers):
-        known = ", ".join(s.id for s in result.speakers) or "none"
-        raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
-    diarize = await jobs.current_artifact(job_id, "diarize")
-    if diarize is None:
-        raise Conflict(f"job {job_id} has no diarization recorded")
-
-    speaker_id = body.speaker_id
-    if speaker_id is not None and not body.remember:
-        await jobs.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
-    if body.remember:
-        enrolled_before: Speaker | None = None
-        old: list[float] = []
-        if speaker_id is not None:
-            enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)  # 404
-        # Adding a recording's voice to a voiceprint is keeping more of someone's voice:
-        # where consent is required, it is asked for again (the voice in this recording may
-        # not even be theirs), and the voiceprint records which recording was added.
-        consent = consent_from(
-            body.consent_by,
-            body.consent_note,
-            required=settings.voiceprint_require_consent,
-            prefix=(
-                f"adding this voice to {enrolled_before.name}'s voiceprint: "
-                if enrolled_before is not None
-                else ""
-            ),
-        )
-        expires_at = check_expiry(body.expires_at)
-        diarization = await asyncio.to_thread(
-            store.get_json, store.key_of(diarize.uri), Diarization
-        )
-        cluster = next((s for s in diarization.speakers if s.label == label), None)
-        if cluster is None or not cluster.embedding or not diarization.embedding_model:
-            raise Conflict(
-                f"speaker {label} of job {job_id} has no voice embedding to remember"
-                " (too little clear speech); the name is not saved"
-            )
-        model = diarization.embedding_model
-        if enrolled_before is None:
-            enrolled = await jobs.create_speaker(
-                name=name,
-                model=model,
-                embedding=cluster.embedding,
-                clip_uris=[],
-                owner=owner,
-                source=f"job:{job_id}:{label}",
-                consent=consent,
-                expires_at=expires_at,
-            )
-            speaker_id = enrolled.id
-        else:
-            # Same model: the voiceprint learns from one more recording; another model's
-            # embedding is in a different space and is replaced.
-            embedding = (
-                blend_voiceprints(old, cluster.embedding)
-                if enrolled_before.model == model
-                else cluster.embedding
-            )
-            await jobs.update_speaker(
-                enrolled_before.id,
-                name=name,
-                model=model,
-                embedding=embedding,
-                owner=owner,
-                consent=consent,
-                expires_at=expires_at,
-                added_source=f"job:{job_id}:{label}",
-            )
-
-    payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
-    if speaker_id is not None:
-        payload["speaker_id"] = speaker_id
-    await jobs.add_correction(job_id, RENAME_SPEAKER, payload, owner)
-    corrected = await corrected_result(jobs, store, job_id, owner)
-    return next(s for s in corrected.speakers if s.id == label)
+    return await voiceprints.rename_speaker(
+        jobs,
+        store,
+        settings,
+        job_id,
+        label,
+        owner=principal.owner,
+        name=body.name,
+        remember=body.remember,
+        speaker_id=body.speaker_id,
+        consent_by=body.consent_by,
+        consent_note=body.consent_note,
+        expires_at=body.expires_at,
+    )
 
 
 @router.get(

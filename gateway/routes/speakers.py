@@ -1,74 +1,32 @@
 """Enrolled speakers (voiceprints): enroll from clips, list, delete.
 
-The gateway stores the clips and asks a worker (task `scribe.enroll`, by name) to compute
-the voiceprint and create the row, sending along what only the gateway knows (the owner,
-the consent given in the form and the expiry), so the row is complete from its first
-moment; it waits for the answer, as enrollment is short.
+The gateway stores the clips, then a worker computes the voiceprint and creates the row
+(gateway/voiceprints.py, `enroll_from_clips`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from taskiq.exceptions import TaskiqResultTimeoutError
-from taskiq.kicker import AsyncKicker
 
-from core.errors import BadInput, StageFailed
-from core.jobs import Consent, Speaker, SpeakerGovernance
+from core.errors import BadInput
+from core.jobs import Speaker, SpeakerGovernance
 from gateway.deps import JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.routes.jobs import upload_limit
+from gateway.voiceprints import check_expiry, consent_from, enroll_from_clips
 from storage.artifacts import speaker_prefix
 from storage.retention import delete_voiceprint_files
 
 router = APIRouter(prefix="/v1/speakers", tags=["speakers"])
 
-ENROLL_TASK = "scribe.enroll"
-ENROLL_TIMEOUT_S = 300
 MAX_CLIPS = 20
-MAX_CONSENT_BY = 200
-MAX_CONSENT_NOTE = 2000
-
-
-def consent_from(
-    consent_by: str | None, consent_note: str | None, *, required: bool, prefix: str = ""
-) -> Consent | None:
-    """The consent a request records (consent_at: now), or None when it names nobody;
-    422 when consent is `required` (voiceprint_require_consent) and none is given."""
-    by = (consent_by or "").strip()
-    note = (consent_note or "").strip() or None
-    if len(by) > MAX_CONSENT_BY:
-        raise InvalidRequest(f"{prefix}consent_by: is longer than {MAX_CONSENT_BY} characters")
-    if note is not None and len(note) > MAX_CONSENT_NOTE:
-        raise InvalidRequest(f"{prefix}consent_note: is longer than {MAX_CONSENT_NOTE} characters")
-    if not by:
-        if required:
-            raise InvalidRequest(
-                f"{prefix}consent_by: is required: this server keeps a voiceprint only with"
-                " the consent of the person it belongs to; give who consented in consent_by"
-                " (and optionally consent_note)"
-            )
-        if note is not None:
-            raise InvalidRequest(f"{prefix}consent_note: needs consent_by (who consented)")
-        return None
-    return Consent(by=by, at=datetime.now(UTC), note=note)
-
-
-def check_expiry(expires_at: datetime | None, *, prefix: str = "") -> datetime | None:
-    """An expiry in the future, with a time zone (none given: UTC)."""
-    if expires_at is None:
-        return None
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
-    if expires_at <= datetime.now(UTC):
-        raise InvalidRequest(f"{prefix}expires_at: is in the past")
-    return expires_at
 
 
 def parse_expiry(text: str | None) -> datetime | None:
@@ -156,31 +114,16 @@ async def enroll_speaker(
         if not form.files:
             raise BadInput("the form has no 'files' field; attach one or more clips as 'files'")
         stored = await rx.commit()
-        clip_keys = [s.key for s in stored]
         # Any error below leaves the `async with` and so deletes the stored clips.
-        kicker: AsyncKicker[Any, dict[str, Any]] = AsyncKicker(
-            ENROLL_TASK, services.broker, labels={}
+        answer = await enroll_from_clips(
+            services.broker,
+            speaker_id=speaker_id,
+            name=name,
+            clip_keys=[s.key for s in stored],
+            governance=SpeakerGovernance.of(principal.owner, consent, expires_at),
+            max_duration_s=principal.max_duration_s,
         )
-        governance = SpeakerGovernance.of(principal.owner, consent, expires_at)
-        task = await kicker.kiq(
-            speaker_id,
-            name,
-            clip_keys,
-            governance.model_dump(mode="json"),
-            principal.max_duration_s,  # the key's limit holds for clips too
-        )
-        try:
-            result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
-        except TaskiqResultTimeoutError:
-            raise ServiceUnavailable(
-                f"no worker finished the enrollment within {ENROLL_TIMEOUT_S} s;"
-                " is a worker running?"
-            ) from None
-        if result.is_err:
-            err = result.error
-            message = getattr(err, "message", None) or str(err) or "enrollment failed"
-            raise StageFailed("enroll", message)
-    speaker = Speaker.model_validate(result.return_value)
+    speaker = Speaker.model_validate(answer)
     return JSONResponse(
         speaker.model_dump(mode="json"),
         status_code=201,

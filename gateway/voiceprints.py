@@ -1,0 +1,244 @@
+"""Voiceprints: what keeping one asks for (consent, an expiry), enrolling one from clips,
+and naming a job's speaker, which may enroll or refine a voiceprint from that job's
+recording. The speakers and corrections routes call these after parsing and authorising;
+the CLI could call them the same way, with stores of its own.
+
+Enrollment from clips runs on a worker (task `scribe.enroll`, by name): the gateway sends
+along what only it knows (the owner, the consent given and the expiry), so the row is
+complete from its first moment, and waits for the answer, as enrollment is short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from taskiq import AsyncBroker
+from taskiq.exceptions import TaskiqResultTimeoutError
+from taskiq.kicker import AsyncKicker
+
+from core.artifacts import ArtifactRecord, Diarization, ResultSpeaker
+from core.corrections import RENAME_SPEAKER, blend_voiceprints
+from core.errors import Conflict, NotFound, StageFailed
+from core.jobs import Consent, Speaker, SpeakerGovernance
+from core.settings import Settings
+from gateway.errors import InvalidRequest, ServiceUnavailable
+from gateway.routes.results import corrected_result
+from storage.artifacts import ArtifactStore
+from storage.jobs import JobStore
+
+ENROLL_TASK = "scribe.enroll"
+ENROLL_TIMEOUT_S = 300
+MAX_CONSENT_BY = 200
+MAX_CONSENT_NOTE = 2000
+
+
+def consent_from(
+    consent_by: str | None, consent_note: str | None, *, required: bool, prefix: str = ""
+) -> Consent | None:
+    """The consent a request records (consent_at: now), or None when it names nobody;
+    422 when consent is `required` (voiceprint_require_consent) and none is given."""
+    by = (consent_by or "").strip()
+    note = (consent_note or "").strip() or None
+    if len(by) > MAX_CONSENT_BY:
+        raise InvalidRequest(f"{prefix}consent_by: is longer than {MAX_CONSENT_BY} characters")
+    if note is not None and len(note) > MAX_CONSENT_NOTE:
+        raise InvalidRequest(f"{prefix}consent_note: is longer than {MAX_CONSENT_NOTE} characters")
+    if not by:
+        if required:
+            raise InvalidRequest(
+                f"{prefix}consent_by: is required: this server keeps a voiceprint only with"
+                " the consent of the person it belongs to; give who consented in consent_by"
+                " (and optionally consent_note)"
+            )
+        if note is not None:
+            raise InvalidRequest(f"{prefix}consent_note: needs consent_by (who consented)")
+        return None
+    return Consent(by=by, at=datetime.now(UTC), note=note)
+
+
+def check_expiry(expires_at: datetime | None, *, prefix: str = "") -> datetime | None:
+    """An expiry in the future, with a time zone (none given: UTC)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
+        raise InvalidRequest(f"{prefix}expires_at: is in the past")
+    return expires_at
+
+
+# ---------------------------------------------------------------- enrollment from clips
+
+
+async def enroll_from_clips(
+    broker: AsyncBroker,
+    *,
+    speaker_id: str,
+    name: str,
+    clip_keys: list[str],
+    governance: SpeakerGovernance,
+    max_duration_s: float | None,
+) -> dict[str, Any]:
+    """Have a worker compute the voiceprint of the stored clips and create the speaker
+    row; its answer is that row as JSON. 503 when no worker answers in ENROLL_TIMEOUT_S,
+    StageFailed (stage `enroll`) when the worker refuses the clips."""
+    kicker: AsyncKicker[Any, dict[str, Any]] = AsyncKicker(ENROLL_TASK, broker, labels={})
+    task = await kicker.kiq(
+        speaker_id,
+        name,
+        clip_keys,
+        governance.model_dump(mode="json"),
+        max_duration_s,  # the key's limit holds for clips too
+    )
+    try:
+        result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
+    except TaskiqResultTimeoutError:
+        raise ServiceUnavailable(
+            f"no worker finished the enrollment within {ENROLL_TIMEOUT_S} s; is a worker running?"
+        ) from None
+    if result.is_err:
+        err = result.error
+        message = getattr(err, "message", None) or str(err) or "enrollment failed"
+        raise StageFailed("enroll", message)
+    return result.return_value
+
+
+# ---------------------------------------------------------------- naming a job's speaker
+
+
+async def rename_speaker(
+    jobs: JobStore,
+    store: ArtifactStore,
+    settings: Settings,
+    job_id: str,
+    label: str,
+    *,
+    owner: str | None,
+    name: str,
+    remember: bool = False,
+    speaker_id: str | None = None,
+    consent_by: str | None = None,
+    consent_note: str | None = None,
+    expires_at: datetime | None = None,
+) -> ResultSpeaker:
+    """Name speaker `label` of a succeeded job everywhere in it (a correction), and with
+    `remember` also keep their voice from this job: a new voiceprint, or one more recording
+    for enrolled speaker `speaker_id`. Returns the speaker as the job now reads."""
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("name: must not be empty")
+    if not remember and (consent_by or consent_note or expires_at):
+        raise InvalidRequest(
+            "consent_by, consent_note and expires_at go with remember: true (they describe"
+            " the voiceprint kept)"
+        )
+    result = await corrected_result(jobs, store, job_id, owner)  # 404 / 409 before anything
+    if not any(s.id == label for s in result.speakers):
+        known = ", ".join(s.id for s in result.speakers) or "none"
+        raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
+    diarize = await jobs.current_artifact(job_id, "diarize")
+    if diarize is None:
+        raise Conflict(f"job {job_id} has no diarization recorded")
+
+    if speaker_id is not None and not remember:
+        await jobs.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
+    if remember:
+        speaker_id = await _remember_voice(
+            jobs,
+            store,
+            settings,
+            job_id,
+            label,
+            diarize,
+            owner=owner,
+            name=name,
+            speaker_id=speaker_id,
+            consent_by=consent_by,
+            consent_note=consent_note,
+            expires_at=expires_at,
+        )
+
+    payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
+    if speaker_id is not None:
+        payload["speaker_id"] = speaker_id
+    await jobs.add_correction(job_id, RENAME_SPEAKER, payload, owner)
+    corrected = await corrected_result(jobs, store, job_id, owner)
+    return next(s for s in corrected.speakers if s.id == label)
+
+
+async def _remember_voice(
+    jobs: JobStore,
+    store: ArtifactStore,
+    settings: Settings,
+    job_id: str,
+    label: str,
+    diarize: ArtifactRecord,
+    *,
+    owner: str | None,
+    name: str,
+    speaker_id: str | None,
+    consent_by: str | None,
+    consent_note: str | None,
+    expires_at: datetime | None,
+) -> str:
+    """Enroll speaker `label` of the job from its diarization's embedding, or blend it into
+    enrolled speaker `speaker_id`'s voiceprint; the id of the speaker remembered."""
+    enrolled_before: Speaker | None = None
+    old: list[float] = []
+    if speaker_id is not None:
+        enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)  # 404
+    # Adding a recording's voice to a voiceprint is keeping more of someone's voice:
+    # where consent is required, it is asked for again (the voice in this recording may
+    # not even be theirs), and the voiceprint records which recording was added.
+    consent = consent_from(
+        consent_by,
+        consent_note,
+        required=settings.voiceprint_require_consent,
+        prefix=(
+            f"adding this voice to {enrolled_before.name}'s voiceprint: "
+            if enrolled_before is not None
+            else ""
+        ),
+    )
+    expires_at = check_expiry(expires_at)
+    diarization = await asyncio.to_thread(store.get_json, store.key_of(diarize.uri), Diarization)
+    cluster = next((s for s in diarization.speakers if s.label == label), None)
+    if cluster is None or not cluster.embedding or not diarization.embedding_model:
+        raise Conflict(
+            f"speaker {label} of job {job_id} has no voice embedding to remember"
+            " (too little clear speech); the name is not saved"
+        )
+    model = diarization.embedding_model
+    if enrolled_before is None:
+        enrolled = await jobs.create_speaker(
+            name=name,
+            model=model,
+            embedding=cluster.embedding,
+            clip_uris=[],
+            owner=owner,
+            source=f"job:{job_id}:{label}",
+            consent=consent,
+            expires_at=expires_at,
+        )
+        return enrolled.id
+    # Same model: the voiceprint learns from one more recording; another model's
+    # embedding is in a different space and is replaced.
+    embedding = (
+        blend_voiceprints(old, cluster.embedding)
+        if enrolled_before.model == model
+        else cluster.embedding
+    )
+    await jobs.update_speaker(
+        enrolled_before.id,
+        name=name,
+        model=model,
+        embedding=embedding,
+        owner=owner,
+        consent=consent,
+        expires_at=expires_at,
+        added_source=f"job:{job_id}:{label}",
+    )
+    assert speaker_id is not None  # enrolled_before was looked up by it
+    return speaker_id
