@@ -17,7 +17,7 @@ from core.settings import Settings
 from gateway import errors
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
-from gateway.routes import corrections, events, health, jobs, metrics, results, speakers, stages
+from gateway.routes import corrections, events, health, jobs, metrics, results, speakers
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
@@ -105,7 +105,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         speakers.router,
         corrections.router,
         metrics.router,
-        stages.router,
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 
