@@ -11,7 +11,7 @@ from rich.table import Table
 from cli.client import ApiError
 from cli.common import ServerOpt, connect, fail, out
 from cli.run import follow_job
-from core.artifacts import STAGES
+from core.graph import DEFAULT_GRAPH
 
 app = typer.Typer()
 
@@ -19,7 +19,7 @@ app = typer.Typer()
 @app.command()
 def replay(
     job_id: Annotated[str, typer.Argument(help="Job id")],
-    stage: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGES)}")],
+    stage: Annotated[str, typer.Argument(help=f"One of: {', '.join(DEFAULT_GRAPH.names)}")],
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Parameter override key=value, e.g. num_speakers=3"),

@@ -20,7 +20,6 @@ from rich.progress import (
 
 from cli.client import ApiError, ScribeClient
 from cli.common import ServerOpt, connect, err, fail, readable_file
-from core.artifacts import STAGES
 
 app = typer.Typer()
 
@@ -96,8 +95,10 @@ def follow_job(client: ScribeClient, job_id: str) -> Any:
         TextColumn("{task.fields[note]}"),
         console=err,
     ) as bar:
+        # One bar per stage the job has, as the server's graph declares them.
+        stages = [s["stage"] for s in client.job(job_id)["stages"]]
         tasks: dict[str, TaskID] = {
-            s: bar.add_task(s, total=1.0, start=False, note="") for s in STAGES
+            s: bar.add_task(s, total=1.0, start=False, note="") for s in stages
         }
         last = None
         for event in client.events(job_id):

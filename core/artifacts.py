@@ -7,18 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Stage = Literal["decode", "diarize", "transcribe", "identify", "merge"]
-STAGES: tuple[Stage, ...] = ("decode", "diarize", "transcribe", "identify", "merge")
-
-# Which earlier stages' artifacts each stage reads. `decode` reads the upload.
-STAGE_INPUTS: dict[Stage, tuple[Stage, ...]] = {
-    "decode": (),
-    "diarize": ("decode",),
-    "transcribe": ("decode",),
-    "identify": ("diarize",),
-    "merge": ("decode", "diarize", "transcribe", "identify"),
-}
-
 
 class ArtifactRef(BaseModel):
     """Where a stored artifact lives and what it must hash to."""
@@ -27,7 +15,7 @@ class ArtifactRef(BaseModel):
 
     id: str
     job_id: str
-    stage: Stage
+    stage: str  # a stage of the graph (core/graph.py)
     version: int
     uri: str
     sha256: str

@@ -17,7 +17,7 @@ from core.settings import Settings
 from gateway import errors
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
-from gateway.routes import corrections, events, health, jobs, metrics, results, speakers
+from gateway.routes import corrections, events, health, jobs, metrics, results, speakers, stages
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
@@ -97,6 +97,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestGuard, settings=settings)
     app.include_router(health.router)
+    # What stages a job runs is no secret (the page needs it before any key is given).
+    app.include_router(stages.router)
     # Every /v1 route needs a key when auth is on; health, the page and the docs stay open.
     for api in (
         jobs.router,

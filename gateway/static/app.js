@@ -4,7 +4,9 @@
 // Plain JavaScript, no build step; every request goes to the gateway's /v1 API.
 "use strict";
 
-const STAGES = ["decode", "diarize", "transcribe", "identify", "merge"];
+// The stages a job runs, from the server's graph (GET /v1/stages), loaded at start.
+let STAGES = [];
+let STAGE_INFO = {};
 // Dark enough for text on white (WCAG AA), distinct enough side by side.
 const COLOURS = ["#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf"];
 const FORMATS = ["txt", "srt", "vtt", "json"];
@@ -309,12 +311,26 @@ function showJobHead(job) {
 
 // ---- stages
 
+// `stage` and every stage that reads it, directly or not (what a replay runs again).
+function downstream(stage) {
+  const found = new Set([stage]);
+  for (const s of STAGES) if ((STAGE_INFO[s]?.inputs || []).some((i) => found.has(i))) found.add(s);
+  return STAGES.filter((s) => found.has(s));
+}
+
+async function loadStages() {
+  const stages = await api("/v1/stages");
+  STAGES = stages.map((s) => s.name);
+  STAGE_INFO = Object.fromEntries(stages.map((s) => [s.name, s]));
+}
+
 function stageRows() {
   const rows = {};
   $("stages").replaceChildren(...STAGES.map((s) => {
     const bar = el("progress", { max: "1", value: "0", "aria-label": `${s} progress` });
     const state = el("span", { class: "stage-state", text: "waiting" });
-    const li = el("li", { class: "waiting", "data-stage": s }, el("span", { class: "stage-name", text: s }), bar, state);
+    const li = el("li", { class: "waiting", "data-stage": s, title: STAGE_INFO[s]?.label || s },
+      el("span", { class: "stage-name", text: s }), bar, state);
     rows[s] = { li, bar, state, status: "waiting", startedAt: null, elapsed: null, fraction: 0 };
     return li;
   }));
@@ -387,8 +403,8 @@ function followWith(mine, after, token) {
     fn(JSON.parse(m.data), m.lastEventId);
   });
   on("job.queued", (e) => {
-    // A (re)run from e.stage: that stage and the ones after it start over.
-    for (const s of STAGES.slice(Math.max(0, STAGES.indexOf(e.stage)))) {
+    // A (re)run from e.stage: that stage and the ones that depend on it start over.
+    for (const s of downstream(e.stage)) {
       setRow(s, { status: "queued", fraction: 0, startedAt: null, elapsed: null });
     }
   });
@@ -881,8 +897,10 @@ async function refreshPeople() {
 // ---------------------------------------------------------------- start
 
 if (apiKey()) showKeyField();
-refreshJobs();
-refreshPeople();
-route();
+loadStages().catch(() => {}).finally(() => {
+  refreshJobs();
+  refreshPeople();
+  route();
+});
 // Jobs started elsewhere (the CLI, another tab) show up; quietly, every few seconds.
 setInterval(() => { if (document.visibilityState === "visible") refreshJobs(); }, 8000);

@@ -125,8 +125,9 @@ async def test_every_v1_route_needs_a_key(client: httpx.AsyncClient) -> None:
         assert code(resp) == (401, "unauthorized"), (method, path)
     bad = await client.get("/v1/jobs", headers={"Authorization": "Bearer scr_not-a-key"})
     assert code(bad) == (401, "unauthorized")
-    # The page, its files, health and the API description stay open.
-    for path in ("/", "/static/app.js", "/healthz", "/readyz", "/openapi.json", "/docs"):
+    # The page, its files, health, the API description and the stage list stay open.
+    open_paths = ("/", "/static/app.js", "/healthz", "/readyz", "/openapi.json", "/docs")
+    for path in (*open_paths, "/v1/stages"):
         assert (await client.get(path)).status_code == 200, path
 
 

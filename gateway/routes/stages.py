@@ -1,0 +1,27 @@
+"""The stages a job runs, as the deployment's graph declares them (core/graph.py): what the
+page and clients show, never a copy of their own. Open without a key, like /healthz."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from gateway.deps import ServicesDep
+
+router = APIRouter(prefix="/v1/stages", tags=["stages"])
+
+
+class StageInfo(BaseModel):
+    name: str
+    label: str
+    inputs: list[str]
+    # The job's result waits for it; false: it runs after the job has succeeded.
+    result: bool
+
+
+@router.get("", response_model=list[StageInfo], summary="The stages of a job, in graph order")
+async def list_stages(services: ServicesDep) -> list[StageInfo]:
+    return [
+        StageInfo(name=d.name, label=d.label, inputs=list(d.inputs), result=d.result)
+        for d in services.graph
+    ]
