@@ -1,5 +1,6 @@
 """Scale-out: two independent worker entries (as two hosts would run them) consume one
-queue; jobs spread over both and every stage of every job runs exactly once."""
+queue; jobs spread over both, every stage of every job runs exactly once, and a job's
+diarize and transcribe (which only read decode) run at the same time."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_two_workers_share_one_queue(
         job_ids = [api.upload(short_audio) for _ in range(JOBS)]
         events = wait_all(api, job_ids, timeout_s=400)
         per_worker: dict[str, int] = {}
+        side_by_side = 0
         for job_id in job_ids:
             assert events[job_id][-1].type == "job.succeeded", job_id
             once = dict.fromkeys(DEFAULT_GRAPH.names, 1)
@@ -31,10 +33,15 @@ def test_two_workers_share_one_queue(
             assert sorted(a["stage"] for a in artifacts) == sorted(DEFAULT_GRAPH.names)
             assert {a["version"] for a in artifacts} == {1}
             stages = api.stage_states(api.job(job_id))
+            d, t = stages["diarize"], stages["transcribe"]
+            if d["started_at"] < t["finished_at"] and t["started_at"] < d["finished_at"]:
+                side_by_side += 1
             for artifact in artifacts:
                 # The stage row names the same worker (plus its lease token).
                 assert stages[artifact["stage"]]["worker"].startswith(artifact["worker"])
                 per_worker[artifact["worker"]] = per_worker.get(artifact["worker"], 0) + 1
         print(f"\ntasks per worker over {JOBS} jobs: {per_worker}")
+        print(f"jobs whose diarize and transcribe overlapped: {side_by_side} of {JOBS}")
+        assert side_by_side >= 1
         assert len(per_worker) == 2, per_worker
         assert sum(per_worker.values()) == JOBS * len(DEFAULT_GRAPH.names)
