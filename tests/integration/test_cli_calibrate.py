@@ -18,6 +18,7 @@ import pytest
 
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
+from tests.cli_env import cli_env
 from tests.databases import create_database, database_url, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,8 +57,7 @@ def speaker_dir(audio_dir: Path, root: Path, speakers: list[str]) -> Path:
 
 
 def run(module: list[str], *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
-    base.update(PYTHONPATH=str(REPO), COLUMNS="200", **env)
+    base = cli_env(COLUMNS="200", **env)
     return subprocess.run(
         [*module, *args], capture_output=True, text=True, cwd=REPO, env=base, timeout=TIMEOUT_S
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_env import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIBE = [sys.executable, "-m", "cli.main"]
@@ -23,10 +24,7 @@ def _sample() -> Path:
 
 
 def _clean_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
-    env["SCRIBE_DATA_DIR"] = str(data_dir)
-    env["PYTHONPATH"] = str(REPO)
-    return env
+    return cli_env(SCRIBE_DATA_DIR=str(data_dir))
 
 
 def test_help_lists_commands() -> None:

@@ -21,6 +21,7 @@ import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
+from tests.cli_env import cli_env
 from tests.databases import create_database, database_url, drop_database
 from tests.integration.conftest import log_tail
 
@@ -93,8 +94,7 @@ def clips(audio_dir: Path) -> list[Path]:
 def scribe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `scribe` command in a clean environment (none of this shell's SCRIBE_ settings),
     wide enough that tables do not wrap."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
-    base.update(PYTHONPATH=str(REPO), COLUMNS="250", **(env or {}))
+    base = cli_env(COLUMNS="250", **(env or {}))
     return subprocess.run(
         [*SCRIBE, *args], capture_output=True, text=True, cwd=REPO, env=base, timeout=TIMEOUT_S
     )
