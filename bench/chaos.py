@@ -124,8 +124,10 @@ class Chaos:
         worker_log: Path,
         minutes: float = 10.0,
         verbose: bool = False,
+        workers: int = 1,
     ) -> None:
         self.settings = settings
+        self.workers = workers  # worker processes, all in the group each kill ends
         self.audio = audio
         self.n_jobs = jobs
         self.n_kills = kills
@@ -179,7 +181,9 @@ class Chaos:
         return report
 
     def _start_worker(self) -> None:
-        self.worker = WorkerProcess(self.settings, log_file=self.worker_log, shutdown_timeout=2)
+        self.worker = WorkerProcess(
+            self.settings, workers=self.workers, log_file=self.worker_log, shutdown_timeout=2
+        )
         self.worker.start()
 
     def _kill_group(self) -> None:
@@ -406,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO)
     p.add_argument("--lease-ttl", type=float, default=4.0)
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes (a job's stages in parallel)"
+    )
     p.add_argument("--embedded", action="store_true", help="embedded PostgreSQL and Redis")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "chaos.json")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -438,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         kills=args.kills,
         seed=args.seed,
+        workers=args.workers,
         worker_log=tmp / "worker.log",
         minutes=args.minutes,
         verbose=args.verbose,
