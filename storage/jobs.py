@@ -1,4 +1,8 @@
-"""The job store: jobs, per-stage state, artifact provenance and voiceprints in PostgreSQL."""
+"""The job store: jobs, per-stage state, artifact provenance and voiceprints in PostgreSQL.
+
+A stage row changes state (running, succeeded, failed, queued again) only under the
+stage's lease: storage/leases.py.
+"""
 
 from __future__ import annotations
 
@@ -218,82 +222,6 @@ class JobStore:
                 _uuid(job_id),
                 duration_s,
                 language,
-            )
-
-    async def requeue(self, job_id: str, stages: Sequence[str]) -> None:
-        """Mark a job and the given stages queued again (replay)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE jobs SET status = 'queued', error_stage = NULL, error_message = NULL,"
-                " finished_at = NULL, updated_at = now() WHERE id = $1",
-                _uuid(job_id),
-            )
-            await conn.execute(
-                "UPDATE job_stages SET status = 'queued', error = NULL, started_at = NULL,"
-                " finished_at = NULL WHERE job_id = $1 AND stage = ANY($2::text[])",
-                _uuid(job_id),
-                list(stages),
-            )
-
-    # ------------------------------------------------------------ stages
-
-    async def stage_started(self, job_id: str, stage: str, worker: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE job_stages SET status = 'running', started_at = now(), finished_at = NULL,"
-                " error = NULL, attempts = attempts + 1, worker = $3"
-                " WHERE job_id = $1 AND stage = $2",
-                _uuid(job_id),
-                stage,
-                worker,
-            )
-            await conn.execute(
-                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, now()),"
-                " updated_at = now() WHERE id = $1",
-                _uuid(job_id),
-            )
-
-    async def stage_succeeded(
-        self, job_id: str, stage: str, artifact_id: str, *, reused: bool
-    ) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE job_stages SET status = 'succeeded', finished_at = now(), artifact_id = $3,"
-                " reused = $4 WHERE job_id = $1 AND stage = $2",
-                _uuid(job_id),
-                stage,
-                _uuid(artifact_id),
-                reused,
-            )
-
-    async def stage_failed(self, job_id: str, stage: str, message: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE job_stages SET status = 'failed', finished_at = now(), error = $3"
-                " WHERE job_id = $1 AND stage = $2",
-                _uuid(job_id),
-                stage,
-                message,
-            )
-            # The stages after it will not run in this attempt.
-            await conn.execute(
-                "UPDATE job_stages SET status = 'pending' WHERE job_id = $1 AND status = 'queued'",
-                _uuid(job_id),
-            )
-            await conn.execute(
-                "UPDATE jobs SET status = 'failed', error_stage = $2, error_message = $3,"
-                " finished_at = now(), updated_at = now() WHERE id = $1",
-                _uuid(job_id),
-                stage,
-                message,
-            )
-
-    async def job_succeeded(self, job_id: str) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now()"
-                " WHERE id = $1",
-                _uuid(job_id),
             )
 
     # ------------------------------------------------------------ artifacts

@@ -4,8 +4,14 @@ tested over HTTP with no worker and no model running.
 `finished_job` stores an upload and the decode, diarize and merge artifacts of a short
 two-speaker meeting and records them in the job store; `record_artifact` adds one more
 artifact (an identify result, say) to a job; `queued_job` is a job that has only its upload.
+`fail_stage` and `succeed_job` end a job the way a worker's last stage does.
 `enrolled_speaker` creates a voiceprint row the way the worker's enrollment task does, for
 stand-in workers; `module_services` connects and removes the speakers a module enrolled.
+
+A worker changes a stage's state only under its lease (storage/leases.py), which it gets
+once the stage's inputs are done. These helpers write the rows a worker leaves without
+one, so that a test can put a job in a state no run reaches so quickly (a succeeded merge
+with no transcribe recorded, say).
 """
 
 from __future__ import annotations
@@ -102,8 +108,50 @@ async def record_artifact(
         finished_at=None,
         worker="test",
     )
-    await services.jobs.stage_succeeded(job_id, stage, rec.id, reused=False)
+    async with services.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE job_stages SET status = 'succeeded', finished_at = now(), artifact_id = $3,"
+            " reused = false WHERE job_id = $1 AND stage = $2",
+            uuid.UUID(job_id),
+            stage,
+            uuid.UUID(rec.id),
+        )
     return stored
+
+
+async def fail_stage(services: Services, job_id: str, stage: str, message: str) -> None:
+    """Stage `stage` failed for good, and so did the job; the stages still queued will
+    not run in this attempt."""
+    jid = uuid.UUID(job_id)
+    async with services.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE job_stages SET status = 'failed', finished_at = now(), error = $3"
+            " WHERE job_id = $1 AND stage = $2",
+            jid,
+            stage,
+            message,
+        )
+        await conn.execute(
+            "UPDATE job_stages SET status = 'pending' WHERE job_id = $1 AND status = 'queued'",
+            jid,
+        )
+        await conn.execute(
+            "UPDATE jobs SET status = 'failed', error_stage = $2, error_message = $3,"
+            " finished_at = now(), updated_at = now() WHERE id = $1",
+            jid,
+            stage,
+            message,
+        )
+
+
+async def succeed_job(services: Services, job_id: str) -> None:
+    """The job succeeded (whatever its stage rows say)."""
+    async with services.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now()"
+            " WHERE id = $1",
+            uuid.UUID(job_id),
+        )
 
 
 async def finished_job(services: Services, *, succeed: bool = True) -> FinishedJob:
@@ -122,7 +170,7 @@ async def finished_job(services: Services, *, succeed: bool = True) -> FinishedJ
     )
     await record_artifact(services, job_id, "decode", "k1", decoded)
     if not succeed:
-        await services.jobs.stage_failed(job_id, "diarize", "the audio has no speech")
+        await fail_stage(services, job_id, "diarize", "the audio has no speech")
         return FinishedJob(job_id, audio, "")
 
     turns = [Turn(start=0.0, end=0.5, speaker="S1"), Turn(start=0.5, end=1.0, speaker="S2")]
@@ -152,7 +200,7 @@ async def finished_job(services: Services, *, succeed: bool = True) -> FinishedJ
         provenance={"diarize": ProvenanceEntry(uri="x", sha256=diarized.sha256)},
     )
     merged = await record_artifact(services, job_id, "merge", "k3", result)
-    await services.jobs.job_succeeded(job_id)
+    await succeed_job(services, job_id)
     return FinishedJob(job_id, audio, merged.sha256)
 
 

@@ -16,7 +16,12 @@ from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
 from storage.artifacts import upload_key
-from tests.integration.stored_jobs import enrolled_speaker, record_artifact
+from tests.integration.stored_jobs import (
+    enrolled_speaker,
+    fail_stage,
+    record_artifact,
+    succeed_job,
+)
 
 WAV = "misc/english.wav"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
@@ -293,7 +298,7 @@ async def test_result_replay_and_delete(
     assert "still running" in resp.json()["error"]["message"]
 
     # Once failed: the result says where and why; a replay with new params is accepted.
-    await services.jobs.stage_failed(job_id, "transcribe", "the audio has no speech")
+    await fail_stage(services, job_id, "transcribe", "the audio has no speech")
     resp = await client.get(f"/v1/jobs/{job_id}/result")
     assert err(resp) == (409, "conflict")
     assert "transcribe" in resp.json()["error"]["message"]
@@ -383,7 +388,7 @@ async def test_events_stream(client: httpx.AsyncClient, services: Services, wav:
     assert err(bad) == (400, "bad_input")
 
     # A finished job: history replayed, then the stream ends.
-    await services.jobs.job_succeeded(job_id)
+    await succeed_job(services, job_id)
     done = await client.get(f"/v1/jobs/{job_id}/events", params={"after": got[6]["id"]})
     assert [e["event"] for e in parse_sse(done.text)] == ["job.succeeded", "stage.started"]
 
@@ -596,7 +601,7 @@ async def test_result_of_a_succeeded_job(
         ],
     )
     obj = await record_artifact(services, job_id, "merge", "k1", result)
-    await services.jobs.job_succeeded(job_id)
+    await succeed_job(services, job_id)
 
     resp = await client.get(f"/v1/jobs/{job_id}/result")
     assert resp.status_code == 200 and "content-disposition" not in resp.headers

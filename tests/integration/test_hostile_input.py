@@ -23,6 +23,7 @@ import pytest
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
+from tests.integration.stored_jobs import fail_stage
 
 Send = Callable[[httpx.AsyncClient, "Files"], Awaitable[httpx.Response]]
 # Python leaking through: exception class names, tracebacks, reprs.
@@ -413,7 +414,7 @@ async def files(
     resp = await client.post("/v1/jobs", files={"file": ("a.wav", wav)})
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["id"]
-    await services.jobs.stage_failed(job_id, "transcribe", "made to fail for the replay cases")
+    await fail_stage(services, job_id, "transcribe", "made to fail for the replay cases")
     return Files(
         wav=wav,
         mp3=(audio_dir / "misc" / "multilingual.mp3").read_bytes(),
@@ -565,7 +566,7 @@ async def test_concurrent_replays_of_the_same_stage(
 ) -> None:
     resp = await client.post("/v1/jobs", files={"file": ("a.wav", files.wav)})
     job_id = resp.json()["id"]
-    await services.jobs.stage_failed(job_id, "diarize", "made to fail")
+    await fail_stage(services, job_id, "diarize", "made to fail")
     answers = await asyncio.gather(
         *(client.post(f"/v1/jobs/{job_id}/stages/diarize/replay", json={}) for _ in range(6))
     )

@@ -25,6 +25,7 @@ from gateway.app import create_app, retention_sweeper, sweep_once
 from gateway.auth import stream_token
 from gateway.services import Services
 from storage.artifacts import job_prefix
+from storage.leases import LeaseGrant, LeaseStore
 from tests.integration.stored_jobs import FinishedJob, finished_job, record_artifact, wav_bytes
 
 
@@ -317,8 +318,12 @@ async def test_concurrent_jobs_limit(client: httpx.AsyncClient, services: Servic
     done = await owned_job(services, tenant)
     replay = await client.post(f"/v1/jobs/{done.id}/stages/merge/replay", headers=tenant.headers)
     assert code(replay) == (429, "too_many_jobs")
-    # Once the first has finished, another is accepted.
-    await services.jobs.job_succeeded(first.json()["id"])
+    # Once the first has finished (its decode failed, under the stage's lease), another
+    # is accepted.
+    first_id = first.json()["id"]
+    leases = LeaseStore(services.pool, services.graph)
+    assert isinstance(await leases.acquire(first_id, "decode", "test", ttl_s=60), LeaseGrant)
+    assert await leases.fail(first_id, "decode", "test", "made to fail")
     assert (await upload(client, tenant)).status_code == 202
 
 
