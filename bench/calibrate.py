@@ -42,13 +42,13 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 async def store(database_url: str, model: str, result: dict[str, Any]) -> None:
     """Store `result` (a `calibrate` result, as bench/results/calibration.json holds it)
     for `model` in the database at `database_url`, migrated first."""
+    from storage.calibration import CalibrationStore
     from storage.db import create_pool, migrate
-    from storage.jobs import JobStore
 
     pool = await create_pool(database_url, max_size=1)
     try:
         await migrate(pool)
-        await save(JobStore(pool), {**result, "model": model})
+        await save(CalibrationStore(pool), {**result, "model": model})
     finally:
         await pool.close()
 

@@ -115,9 +115,9 @@ def calibrate(
         return
 
     async def store(pool: asyncpg.Pool) -> None:
-        from storage.jobs import JobStore
+        from storage.calibration import CalibrationStore
 
-        await calibration.save(JobStore(pool), result)
+        await calibration.save(CalibrationStore(pool), result)
 
     with_database(store)
     out.print(f"Stored: identify uses {result['threshold']:.3f} for {escape(result['model'])}.")

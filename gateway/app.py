@@ -34,7 +34,7 @@ async def sweep_once(services: Services, retention_days: float | None) -> list[s
 
 async def sweep_voiceprints_once(services: Services) -> list[str]:
     """Delete the voiceprints past their expiry and their enrollment clips."""
-    return await sweep_expired_voiceprints(services.jobs, services.store)
+    return await sweep_expired_voiceprints(services.speakers, services.store)
 
 
 @asynccontextmanager

@@ -2,7 +2,7 @@
 stream and audio (EventSource and <audio> cannot send headers).
 
 With auth off every request is the single-user owner (`Principal.owner` None), which the
-job store reads as "unscoped".
+stores read as "unscoped".
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ from core.settings import Settings
 from events.bus import EventBus
 from gateway.auth import Principal, resolve_principal
 from gateway.services import Services
+from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
+from storage.calibration import CalibrationStore
+from storage.corrections import CorrectionStore
 from storage.jobs import JobStore
+from storage.speakers import SpeakerStore
 
 
 def get_services(request: Request) -> Services:
@@ -32,6 +36,22 @@ def get_jobs(services: ServicesDep) -> JobStore:
     return services.jobs
 
 
+def get_records(services: ServicesDep) -> ArtifactRecordStore:
+    return services.records
+
+
+def get_speakers(services: ServicesDep) -> SpeakerStore:
+    return services.speakers
+
+
+def get_corrections(services: ServicesDep) -> CorrectionStore:
+    return services.corrections
+
+
+def get_calibration(services: ServicesDep) -> CalibrationStore:
+    return services.calibration
+
+
 def get_store(services: ServicesDep) -> ArtifactStore:
     return services.store
 
@@ -42,6 +62,10 @@ def get_bus(services: ServicesDep) -> EventBus:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
+RecordStoreDep = Annotated[ArtifactRecordStore, Depends(get_records)]
+SpeakerStoreDep = Annotated[SpeakerStore, Depends(get_speakers)]
+CorrectionStoreDep = Annotated[CorrectionStore, Depends(get_corrections)]
+CalibrationStoreDep = Annotated[CalibrationStore, Depends(get_calibration)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 

@@ -13,10 +13,14 @@ from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from events.queue import make_broker
+from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
 from storage.auth import AuthStore
+from storage.calibration import CalibrationStore
+from storage.corrections import CorrectionStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
+from storage.speakers import SpeakerStore
 
 
 @dataclass
@@ -24,6 +28,10 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     jobs: JobStore
+    records: ArtifactRecordStore
+    speakers: SpeakerStore
+    corrections: CorrectionStore
+    calibration: CalibrationStore
     store: ArtifactStore
     bus: EventBus
     redis: aioredis.Redis
@@ -57,6 +65,10 @@ class Services:
             settings=settings,
             pool=pool,
             jobs=JobStore(pool, graph),
+            records=ArtifactRecordStore(pool),
+            speakers=SpeakerStore(pool),
+            corrections=CorrectionStore(pool),
+            calibration=CalibrationStore(pool),
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             redis=redis,

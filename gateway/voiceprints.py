@@ -1,7 +1,7 @@
 """Voiceprints: what keeping one asks for (consent, an expiry), enrolling one from clips,
 and naming a job's speaker, which may enroll or refine a voiceprint from that job's
 recording. The speakers and corrections routes call these after parsing and authorising;
-the CLI could call them the same way, with stores of its own.
+the CLI could call them the same way, with Services of its own.
 
 Enrollment from clips runs on a worker (task `scribe.enroll`, by name): the gateway sends
 along what only it knows (the owner, the consent given and the expiry), so the row is
@@ -25,8 +25,7 @@ from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.routes.results import corrected_result
-from storage.artifacts import ArtifactStore
-from storage.jobs import JobStore
+from gateway.services import Services
 
 ENROLL_TASK = "scribe.enroll"
 ENROLL_TIMEOUT_S = 300
@@ -109,8 +108,7 @@ async def enroll_from_clips(
 
 
 async def rename_speaker(
-    jobs: JobStore,
-    store: ArtifactStore,
+    services: Services,
     settings: Settings,
     job_id: str,
     label: str,
@@ -134,20 +132,19 @@ async def rename_speaker(
             "consent_by, consent_note and expires_at go with remember: true (they describe"
             " the voiceprint kept)"
         )
-    result = await corrected_result(jobs, store, job_id, owner)  # 404 / 409 before anything
+    result = await corrected_result(services, job_id, owner)  # 404 / 409 before anything
     if not any(s.id == label for s in result.speakers):
         known = ", ".join(s.id for s in result.speakers) or "none"
         raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
-    diarize = await jobs.current_artifact(job_id, "diarize")
+    diarize = await services.records.current_artifact(job_id, "diarize")
     if diarize is None:
         raise Conflict(f"job {job_id} has no diarization recorded")
 
     if speaker_id is not None and not remember:
-        await jobs.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
+        await services.speakers.speaker_voiceprint(speaker_id, owner)  # 404 for an unknown person
     if remember:
         speaker_id = await _remember_voice(
-            jobs,
-            store,
+            services,
             settings,
             job_id,
             label,
@@ -163,14 +160,13 @@ async def rename_speaker(
     payload = {"speaker": label, "name": name, "diarize_sha256": diarize.sha256}
     if speaker_id is not None:
         payload["speaker_id"] = speaker_id
-    await jobs.add_correction(job_id, RENAME_SPEAKER, payload, owner)
-    corrected = await corrected_result(jobs, store, job_id, owner)
+    await services.corrections.add_correction(job_id, RENAME_SPEAKER, payload, owner)
+    corrected = await corrected_result(services, job_id, owner)
     return next(s for s in corrected.speakers if s.id == label)
 
 
 async def _remember_voice(
-    jobs: JobStore,
-    store: ArtifactStore,
+    services: Services,
     settings: Settings,
     job_id: str,
     label: str,
@@ -185,10 +181,11 @@ async def _remember_voice(
 ) -> str:
     """Enroll speaker `label` of the job from its diarization's embedding, or blend it into
     enrolled speaker `speaker_id`'s voiceprint; the id of the speaker remembered."""
+    speakers, store = services.speakers, services.store
     enrolled_before: Speaker | None = None
     old: list[float] = []
     if speaker_id is not None:
-        enrolled_before, old = await jobs.speaker_voiceprint(speaker_id, owner)  # 404
+        enrolled_before, old = await speakers.speaker_voiceprint(speaker_id, owner)  # 404
     # Adding a recording's voice to a voiceprint is keeping more of someone's voice:
     # where consent is required, it is asked for again (the voice in this recording may
     # not even be theirs), and the voiceprint records which recording was added.
@@ -212,7 +209,7 @@ async def _remember_voice(
         )
     model = diarization.embedding_model
     if enrolled_before is None:
-        enrolled = await jobs.create_speaker(
+        enrolled = await speakers.create_speaker(
             name=name,
             model=model,
             embedding=cluster.embedding,
@@ -230,7 +227,7 @@ async def _remember_voice(
         if enrolled_before.model == model
         else cluster.embedding
     )
-    await jobs.update_speaker(
+    await speakers.update_speaker(
         enrolled_before.id,
         name=name,
         model=model,

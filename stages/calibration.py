@@ -34,7 +34,7 @@ from stages.engines.base import SpeakerEncoder
 from stages.identify import DEFAULT_TARGET_FAR, choose_threshold, enroll_embedding
 
 if TYPE_CHECKING:
-    from storage.jobs import JobStore
+    from storage.calibration import CalibrationStore
 
 Rule = Literal["open-set", "pairwise"]
 RULES: tuple[Rule, ...] = ("open-set", "pairwise")
@@ -239,9 +239,9 @@ def calibrate(
     }
 
 
-async def save(jobs: JobStore, result: dict[str, Any]) -> None:
+async def save(calibrations: CalibrationStore, result: dict[str, Any]) -> None:
     """Store (or replace) a `calibrate` result for its model: identify uses it from now on."""
-    await jobs.save_calibration(
+    await calibrations.save(
         model=result["model"],
         threshold=result["threshold"],
         target_far=result["target_far"],

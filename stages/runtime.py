@@ -18,10 +18,13 @@ from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from stages.engines.models import ModelManager
+from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
+from storage.calibration import CalibrationStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
 from storage.leases import LeaseStore
+from storage.speakers import SpeakerStore
 
 if TYPE_CHECKING:
     from stages.recovery import Reaper
@@ -33,6 +36,9 @@ class WorkerState:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     jobs: JobStore
+    records: ArtifactRecordStore
+    speakers: SpeakerStore
+    calibration: CalibrationStore
     store: ArtifactStore
     bus: EventBus
     models: ModelManager
@@ -59,6 +65,9 @@ class WorkerState:
             pool=pool,
             redis=redis,
             jobs=JobStore(pool, graph),
+            records=ArtifactRecordStore(pool),
+            speakers=SpeakerStore(pool),
+            calibration=CalibrationStore(pool),
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             models=ModelManager(settings),

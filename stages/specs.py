@@ -45,7 +45,7 @@ async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, 
 
 async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
     # Only the job owner's voiceprints: one tenant never names another's people.
-    prints = await state.jobs.voiceprints(job.owner)
+    prints = await state.speakers.voiceprints(job.owner)
     # Enrolling or deleting a person changes the answer, so it changes the key.
     digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
     model = await asyncio.to_thread(state.models.encoder_id)
@@ -53,7 +53,7 @@ async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, An
     threshold, source = resolve_threshold(
         job.params.identify_threshold,
         state.settings.identify_threshold,
-        await state.jobs.calibrated_threshold(model),
+        await state.calibration.calibrated_threshold(model),
     )
     params = {
         "threshold": threshold,

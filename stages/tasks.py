@@ -1,7 +1,7 @@
 """The thin Taskiq side of the stages: load inputs, call the stage's `run`, store, record.
 
 Every stage task takes a job id. One generic runner does the bookkeeping (lease, events,
-job store, artifact keys, reuse); each stage contributes a `StageSpec` (stages/contract.py):
+the stores, artifact keys, reuse); each stage contributes a `StageSpec` (stages/contract.py):
 its parameters and how to compute its artifact. The job runs as the graph declares
 (core/graph.py): when a stage succeeds, the same transaction that records it says which
 stages now have all their inputs, and this worker sends those (fan-out after decode, fan-in
@@ -145,7 +145,7 @@ async def _produce(state: WorkerState, stage: str, job: Job) -> tuple[ArtifactRe
     decl = state.graph[stage]
     inputs: dict[str, ArtifactRecord] = {}
     for name in decl.inputs:
-        found = await state.jobs.current_artifact(job_id, name)
+        found = await state.records.current_artifact(job_id, name)
         if found is None:
             raise StageFailed(stage, f"the {name} stage has no stored result for this job")
         inputs[name] = found
@@ -156,7 +156,7 @@ async def _produce(state: WorkerState, stage: str, job: Job) -> tuple[ArtifactRe
     input_hashes = [inputs[n].sha256 for n in decl.inputs] or [job.upload_sha256]
     key = artifact_key(stage, inputs=input_hashes, params=recorded, model=model)
     key_dir = artifact_dir(job_id, stage, key)
-    record = await state.jobs.find_artifact(job_id, stage, key)
+    record = await state.records.find_artifact(job_id, stage, key)
     if record is not None and await asyncio.to_thread(
         state.store.exists, state.store.key_of(record.uri)
     ):
@@ -167,7 +167,7 @@ async def _produce(state: WorkerState, stage: str, job: Job) -> tuple[ArtifactRe
             spec.compute,
             StageInput(state, job, key_dir, inputs, params, pump.callback()),
         )
-    record = await state.jobs.record_artifact(
+    record = await state.records.record_artifact(
         job_id=job_id,
         stage=stage,
         key=key,
@@ -324,7 +324,7 @@ async def enroll_task(
         )
     finally:
         state.models.release()
-    speaker = await state.jobs.create_speaker(
+    speaker = await state.speakers.create_speaker(
         speaker_id=speaker_id,
         name=name,
         model=model,

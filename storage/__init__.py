@@ -1,1 +1,1 @@
-"""Artifact store (fsspec) and job store (PostgreSQL)."""
+"""Artifact store (fsspec) and the PostgreSQL stores, one per table or concern."""

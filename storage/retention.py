@@ -12,6 +12,7 @@ from core.errors import NotFound
 from core.jobs import Speaker
 from storage.artifacts import ArtifactStore, job_prefix, speaker_prefix
 from storage.jobs import JobStore
+from storage.speakers import SpeakerStore
 
 log = logging.getLogger("scribe.retention")
 
@@ -63,7 +64,7 @@ def delete_voiceprint_files(store: ArtifactStore, speaker: Speaker) -> list[str]
 
 
 async def sweep_expired_voiceprints(
-    jobs: JobStore, store: ArtifactStore, *, now: datetime | None = None
+    speakers: SpeakerStore, store: ArtifactStore, *, now: datetime | None = None
 ) -> list[str]:
     """Delete every voiceprint whose `expires_at` has passed (clips first, then the row,
     so a crash in between leaves a row to find next time); returns their ids."""
@@ -71,7 +72,7 @@ async def sweep_expired_voiceprints(
     deleted: list[str] = []
     tried: set[str] = set()
     while True:
-        batch = [s for s in await jobs.speakers_expired_at(cutoff) if s.id not in tried]
+        batch = [s for s in await speakers.speakers_expired_at(cutoff) if s.id not in tried]
         if not batch:
             return deleted
         for speaker in batch:
@@ -81,7 +82,7 @@ async def sweep_expired_voiceprints(
                 log.error("voiceprint %s: clips not deleted: %s", speaker.id, ", ".join(left))
                 continue
             try:
-                await jobs.delete_speaker(speaker.id)
+                await speakers.delete_speaker(speaker.id)
             except NotFound:
                 pass  # deleted meanwhile by its owner
             deleted.append(speaker.id)

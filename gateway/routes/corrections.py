@@ -25,7 +25,14 @@ from core.corrections import (
 )
 from core.errors import Conflict, NotFound
 from gateway import voiceprints
-from gateway.deps import JobId, JobStoreDep, PrincipalDep, SettingsDep, StoreDep
+from gateway.deps import (
+    CorrectionStoreDep,
+    JobId,
+    JobStoreDep,
+    PrincipalDep,
+    ServicesDep,
+    SettingsDep,
+)
 from gateway.errors import InvalidRequest
 from gateway.routes.results import corrected_result
 from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
@@ -63,9 +70,9 @@ class SpeakerRename(BaseModel):
     summary="The speakers of a succeeded job, with their names as corrected",
 )
 async def job_speakers(
-    job_id: JobId, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, services: ServicesDep, principal: PrincipalDep
 ) -> list[ResultSpeaker]:
-    return (await corrected_result(jobs, store, job_id, principal.owner)).speakers
+    return (await corrected_result(services, job_id, principal.owner)).speakers
 
 
 @router.patch(
@@ -77,14 +84,12 @@ async def rename_speaker(
     job_id: JobId,
     label: str,
     body: SpeakerRename,
-    jobs: JobStoreDep,
-    store: StoreDep,
+    services: ServicesDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> ResultSpeaker:
     return await voiceprints.rename_speaker(
-        jobs,
-        store,
+        services,
         settings,
         job_id,
         label,
@@ -104,10 +109,10 @@ async def rename_speaker(
     summary="The corrections made to a job's result, oldest first",
 )
 async def list_corrections(
-    job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, corrections: CorrectionStoreDep, principal: PrincipalDep
 ) -> list[Correction]:
     await jobs.get_job(job_id, principal.owner)
-    return await jobs.list_corrections(job_id, principal.owner)
+    return await corrections.list_corrections(job_id, principal.owner)
 
 
 # ---------------------------------------------------------------- reassign words, fix text
@@ -146,9 +151,9 @@ CorrectionBody = Annotated[ReassignBody | FixTextBody, Field(discriminator="kind
     summary="Correct a job's result: reassign a segment or words to a speaker, fix text",
 )
 async def add_correction(
-    job_id: JobId, body: CorrectionBody, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, body: CorrectionBody, services: ServicesDep, principal: PrincipalDep
 ) -> Correction:
-    result = await corrected_result(jobs, store, job_id, principal.owner)  # 404 / 409 first
+    result = await corrected_result(services, job_id, principal.owner)  # 404 / 409 first
     payload: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
     try:
         if body.kind == REASSIGN:
@@ -157,10 +162,10 @@ async def add_correction(
             check_fix_text(result, payload)
     except CorrectionOutOfRange as exc:
         raise InvalidRequest(str(exc)) from None
-    merge = await jobs.current_artifact(job_id, "merge")
+    merge = await services.records.current_artifact(job_id, "merge")
     if merge is not None:  # the indices mean something only for this merged result
         payload["merge_sha256"] = merge.sha256
-    return await jobs.add_correction(job_id, body.kind, payload, principal.owner)
+    return await services.corrections.add_correction(job_id, body.kind, payload, principal.owner)
 
 
 @router.delete(
@@ -169,15 +174,16 @@ async def add_correction(
     summary="Undo one correction: the result reads as if it had never been made",
 )
 async def undo_correction(
-    job_id: JobId, correction_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, correction_id: str, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     owner = principal.owner
-    await jobs.get_job(job_id, owner)  # another tenant's job: 404 like a missing one
-    corrections = await jobs.list_corrections(job_id, owner)
+    await services.jobs.get_job(job_id, owner)  # another tenant's job: 404 like a missing one
+    corrections = await services.corrections.list_corrections(job_id, owner)
     if not any(c.id == correction_id for c in corrections):
         raise NotFound(f"job {job_id} has no correction {correction_id}")
-    merge = await jobs.current_artifact(job_id, "merge")
+    merge = await services.records.current_artifact(job_id, "merge")
     if merge is not None:
+        store = services.store
         result = await asyncio.to_thread(store.get_json, store.key_of(merge.uri), MeetingResult)
         blocked = undo_blocked_by(result, corrections, correction_id, basis=merge.sha256)
         if blocked:
@@ -186,5 +192,5 @@ async def undo_correction(
                 " correction(s) made after it point at segments by their new positions; undo"
                 f" those first, the latest first: {', '.join(c.id for c in reversed(blocked))}"
             )
-    await jobs.delete_correction(job_id, correction_id, owner)
+    await services.corrections.delete_correction(job_id, correction_id, owner)
     return Response(status_code=204)

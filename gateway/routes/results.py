@@ -15,9 +15,9 @@ from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
 from core.corrections import apply_corrections
 from core.errors import Conflict, NotFound
 from core.jobs import Job
-from gateway.deps import JobId, JobStoreDep, PrincipalDep, StoreDep
+from gateway.deps import JobId, JobStoreDep, PrincipalDep, RecordStoreDep, ServicesDep, StoreDep
+from gateway.services import Services
 from storage.artifacts import ArtifactStore
-from storage.jobs import JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["results"])
 
@@ -25,17 +25,18 @@ ResultFormat = Literal["json", "srt", "vtt", "txt"]
 
 
 async def corrected_result(
-    jobs: JobStore, store: ArtifactStore, job_id: str, owner: str | None = None
+    services: Services, job_id: str, owner: str | None = None
 ) -> MeetingResult:
     """The merged result of a succeeded job with the job's corrections applied."""
-    job = await jobs.get_job(job_id, owner)
+    job = await services.jobs.get_job(job_id, owner)
     if job.status != "succeeded":
         raise _not_ready(job)
-    record = await jobs.current_artifact(job_id, "merge")
+    record = await services.records.current_artifact(job_id, "merge")
     if record is None:
         raise NotFound(f"job {job_id} succeeded but has no merged result recorded")
+    store = services.store
     result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
-    corrections = await jobs.list_corrections(job_id, owner)
+    corrections = await services.corrections.list_corrections(job_id, owner)
     return apply_corrections(result, corrections, basis=record.sha256)
 
 
@@ -57,12 +58,11 @@ def _not_ready(job: Job) -> Conflict:
 )
 async def job_result(
     job_id: JobId,
-    jobs: JobStoreDep,
-    store: StoreDep,
+    services: ServicesDep,
     principal: PrincipalDep,
     fmt: Annotated[ResultFormat, Query(alias="format")] = "json",
 ) -> Response:
-    result = await corrected_result(jobs, store, job_id, principal.owner)
+    result = await corrected_result(services, job_id, principal.owner)
     from core.formats import render  # written beside the pipeline; no model imports
 
     body, media_type = render(result, fmt)
@@ -78,10 +78,10 @@ async def job_result(
     summary="Every artifact of the job with its provenance (inputs, model, parameters)",
 )
 async def job_artifacts(
-    job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep
+    job_id: JobId, jobs: JobStoreDep, records: RecordStoreDep, principal: PrincipalDep
 ) -> list[ArtifactRecord]:
     await jobs.get_job(job_id, principal.owner)
-    return await jobs.list_artifacts(job_id, principal.owner)
+    return await records.list_artifacts(job_id, principal.owner)
 
 
 # ---------------------------------------------------------------- audio
@@ -161,6 +161,7 @@ async def job_audio(
     job_id: JobId,
     request: Request,
     jobs: JobStoreDep,
+    records: RecordStoreDep,
     store: StoreDep,
     principal: PrincipalDep,
     token: Annotated[
@@ -168,7 +169,7 @@ async def job_audio(
     ] = None,
 ) -> Response:
     job = await jobs.get_job(job_id, principal.owner)
-    record = await jobs.current_artifact(job_id, "decode")
+    record = await records.current_artifact(job_id, "decode")
     if record is None:
         if job.status == "failed":
             raise Conflict(f"job {job_id} failed before its audio was decoded")

@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 
 from core.errors import BadInput
 from core.jobs import Speaker, SpeakerGovernance
-from gateway.deps import JobStoreDep, PrincipalDep, ServicesDep, SettingsDep, StoreDep
+from gateway.deps import (
+    CalibrationStoreDep,
+    PrincipalDep,
+    ServicesDep,
+    SettingsDep,
+    SpeakerStoreDep,
+    StoreDep,
+)
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.routes.jobs import upload_limit
@@ -132,22 +139,24 @@ async def enroll_speaker(
 
 
 @router.get("", response_model=list[Speaker], summary="Enrolled speakers")
-async def list_speakers(jobs: JobStoreDep, principal: PrincipalDep) -> list[Speaker]:
-    current = await jobs.current_embedding_model()
-    speakers = await jobs.list_speakers(principal.owner)
+async def list_speakers(
+    speakers: SpeakerStoreDep, calibration: CalibrationStoreDep, principal: PrincipalDep
+) -> list[Speaker]:
+    current = await calibration.current_embedding_model()
+    enrolled = await speakers.list_speakers(principal.owner)
     if current is None:
-        return speakers
-    return [s.model_copy(update={"stale": s.model != current}) for s in speakers]
+        return enrolled
+    return [s.model_copy(update={"stale": s.model != current}) for s in enrolled]
 
 
 @router.delete(
     "/{speaker_id}", status_code=204, summary="Forget a speaker: their voiceprint and clips"
 )
 async def delete_speaker(
-    speaker_id: str, jobs: JobStoreDep, store: StoreDep, principal: PrincipalDep
+    speaker_id: str, speakers: SpeakerStoreDep, store: StoreDep, principal: PrincipalDep
 ) -> Response:
     # NotFound (404) for unknown or malformed ids, and for another tenant's speaker
-    speaker, _ = await jobs.speaker_voiceprint(speaker_id, principal.owner)
+    speaker, _ = await speakers.speaker_voiceprint(speaker_id, principal.owner)
     # Clips first, then the row: a failure in between leaves the row, so the delete can be
     # repeated, instead of clips nobody can find any more.
     left = await asyncio.to_thread(delete_voiceprint_files, store, speaker)
@@ -156,5 +165,5 @@ async def delete_speaker(
             f"{len(left)} enrollment clip(s) could not be deleted; the voiceprint is kept,"
             " try again"
         )
-    await jobs.delete_speaker(speaker_id, principal.owner)
+    await speakers.delete_speaker(speaker_id, principal.owner)
     return Response(status_code=204)

@@ -15,6 +15,7 @@ import pytest
 from core.artifacts import JobParams, MeetingResult
 from core.graph import DEFAULT_GRAPH, StageDecl, StageGraph
 from storage import orphans
+from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore, upload_key
 from storage.jobs import JobStore
 from storage.leases import LeaseGrant, LeaseRefusal, LeaseStore, Succeeded
@@ -34,8 +35,8 @@ async def new_job(jobs: JobStore) -> str:
     return job_id
 
 
-async def record(jobs: JobStore, job_id: str, stage: str) -> str:
-    rec = await jobs.record_artifact(
+async def record(pool: asyncpg.Pool, job_id: str, stage: str) -> str:
+    rec = await ArtifactRecordStore(pool).record_artifact(
         job_id=job_id,
         stage=stage,
         key=f"k-{stage}",
@@ -72,7 +73,7 @@ async def test_one_live_lease_per_stage_and_takeover_after_expiry(
     taken = await leases.acquire(job_id, "decode", "w2", ttl_s=5)
     assert taken == LeaseGrant(owner="w2", attempts=2)
     # The first worker wakes up: it may no longer renew nor record anything.
-    art = await record(jobs, job_id, "decode")
+    art = await record(db_pool, job_id, "decode")
     assert not await leases.renew(job_id, "decode", "w1", ttl_s=5)
     assert not await leases.succeed(job_id, "decode", "w1", art, reused=False)
     assert not await leases.fail(job_id, "decode", "w1", "late")
@@ -104,7 +105,7 @@ async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
     job_id = await new_job(jobs)
     assert isinstance(await leases.acquire(job_id, "decode", "w", ttl_s=5), LeaseGrant)
     assert await leases.succeed(
-        job_id, "decode", "w", await record(jobs, job_id, "decode"), reused=False
+        job_id, "decode", "w", await record(db_pool, job_id, "decode"), reused=False
     )
     # Killed before queueing diarize: nothing runs, nothing moves.
     assert job_id not in [s.job_id for s in await leases.stalled(stall_after_s=60)]
@@ -122,7 +123,7 @@ async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyn
     for stage in ("decode", "diarize", "transcribe", "identify", "merge"):
         assert isinstance(await leases.acquire(job_id, stage, "w", ttl_s=5), LeaseGrant)
         assert await leases.succeed(
-            job_id, stage, "w", await record(jobs, job_id, stage), reused=False
+            job_id, stage, "w", await record(db_pool, job_id, stage), reused=False
         )
     assert (await jobs.get_job(job_id)).status == "succeeded"
     await asyncio.sleep(0.05)
@@ -192,10 +193,10 @@ def test_transient_or_permanent(exc: BaseException, transient: bool) -> None:
 # ---------------------------------------------------------------- the graph
 
 
-async def succeed(leases: LeaseStore, jobs: JobStore, job_id: str, stage: str) -> Succeeded:
+async def succeed(leases: LeaseStore, job_id: str, stage: str) -> Succeeded:
     assert isinstance(await leases.acquire(job_id, stage, f"w-{stage}", ttl_s=5), LeaseGrant)
     outcome = await leases.succeed(
-        job_id, stage, f"w-{stage}", await record(jobs, job_id, stage), reused=False
+        job_id, stage, f"w-{stage}", await record(leases.pool, job_id, stage), reused=False
     )
     assert outcome is not None
     return outcome
@@ -206,7 +207,7 @@ async def test_decode_releases_diarize_and_transcribe_together(db_pool: asyncpg.
     job_id = await new_job(jobs)
     refused = await leases.acquire(job_id, "identify", "w", ttl_s=5)
     assert isinstance(refused, LeaseRefusal) and refused.waiting_for == "diarize"
-    assert (await succeed(leases, jobs, job_id, "decode")).ready == ("diarize", "transcribe")
+    assert (await succeed(leases, job_id, "decode")).ready == ("diarize", "transcribe")
     # Both may run at once, and identify waits for diarize only.
     assert isinstance(await leases.acquire(job_id, "diarize", "a", ttl_s=5), LeaseGrant)
     assert isinstance(await leases.acquire(job_id, "transcribe", "b", ttl_s=5), LeaseGrant)
@@ -218,12 +219,12 @@ async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Po
     for _ in range(5):  # a race: played several times
         jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
         job_id = await new_job(jobs)
-        await succeed(leases, jobs, job_id, "decode")
-        assert (await succeed(leases, jobs, job_id, "diarize")).ready == ("identify",)
+        await succeed(leases, job_id, "decode")
+        assert (await succeed(leases, job_id, "diarize")).ready == ("identify",)
         for stage in ("transcribe", "identify"):
             grant = await leases.acquire(job_id, stage, f"w-{stage}", ttl_s=5)
             assert isinstance(grant, LeaseGrant)
-        arts = {s: await record(jobs, job_id, s) for s in ("transcribe", "identify")}
+        arts = {s: await record(db_pool, job_id, s) for s in ("transcribe", "identify")}
         outcomes = await asyncio.gather(
             *(
                 leases.succeed(job_id, s, f"w-{s}", arts[s], reused=False)
@@ -233,7 +234,7 @@ async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Po
         readies = [o.ready for o in outcomes if o is not None]
         assert sorted(readies) == [(), ("merge",)]  # sent once, never forgotten
         assert (await jobs.get_job(job_id)).status == "running"
-        done = await succeed(leases, jobs, job_id, "merge")
+        done = await succeed(leases, job_id, "merge")
         assert done.job_done and done.ready == ()
         assert (await jobs.get_job(job_id)).status == "succeeded"
 
@@ -248,8 +249,8 @@ async def test_a_stage_after_the_result_runs_after_success_and_fails_alone(
     jobs, leases = JobStore(db_pool, graph), LeaseStore(db_pool, graph)
     job_id = await new_job(jobs)
     for stage in ("decode", "diarize", "transcribe", "identify"):
-        await succeed(leases, jobs, job_id, stage)
-    merged = await succeed(leases, jobs, job_id, "merge")
+        await succeed(leases, job_id, stage)
+    merged = await succeed(leases, job_id, "merge")
     # The job has its result now; the stage after it is sent in the same breath.
     assert merged.job_done and merged.ready == ("shout",)
     assert (await jobs.get_job(job_id)).status == "succeeded"

@@ -2,7 +2,7 @@
 tested over HTTP with no worker and no model running.
 
 `finished_job` stores an upload and the decode, diarize and merge artifacts of a short
-two-speaker meeting and records them in the job store; `record_artifact` adds one more
+two-speaker meeting and records them in the stores; `record_artifact` adds one more
 artifact (an identify result, say) to a job; `queued_job` is a job that has only its upload.
 `fail_stage` and `succeed_job` end a job the way a worker's last stage does.
 `enrolled_speaker` creates a voiceprint row the way the worker's enrollment task does, for
@@ -94,7 +94,7 @@ async def record_artifact(
 ) -> StoredObject:
     """Store `doc` as the job's `stage` artifact under `key` and mark the stage succeeded."""
     stored = services.store.put_json(f"{artifact_dir(job_id, stage, key)}/artifact.json", doc)
-    rec = await services.jobs.record_artifact(
+    rec = await services.records.record_artifact(
         job_id=job_id,
         stage=stage,
         key=key,
@@ -217,7 +217,7 @@ async def enrolled_speaker(
     """What the enrollment task returns, the row created as it creates it (owner, consent
     and expiry from the gateway's `governance`), with a given embedding instead of a model's."""
     rules = SpeakerGovernance.model_validate(governance)
-    speaker = await services.jobs.create_speaker(
+    speaker = await services.speakers.create_speaker(
         name=name,
         model=model,
         embedding=embedding,
@@ -235,11 +235,11 @@ async def module_services(settings: Settings) -> AsyncIterator[Services]:
     """Services for a test module; on the way out, the speakers it enrolled are deleted
     (the session database is shared with other modules, which expect no speakers)."""
     svc = await Services.connect(settings)
-    before = {s.id for s in await svc.jobs.list_speakers()}
+    before = {s.id for s in await svc.speakers.list_speakers()}
     try:
         yield svc
     finally:
-        for s in await svc.jobs.list_speakers():
+        for s in await svc.speakers.list_speakers():
             if s.id not in before:
-                await svc.jobs.delete_speaker(s.id)
+                await svc.speakers.delete_speaker(s.id)
         await svc.close()

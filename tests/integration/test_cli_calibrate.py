@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from storage.calibration import CalibrationStore
 from storage.db import create_pool, migrate
-from storage.jobs import JobStore
 from tests.cli_env import cli_env
 from tests.databases import create_database, database_url, drop_database
 
@@ -37,10 +37,10 @@ def calibration_db(pg_admin_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def jobs(calibration_db: str) -> AsyncIterator[JobStore]:
+async def calibrations(calibration_db: str) -> AsyncIterator[CalibrationStore]:
     pool = await create_pool(calibration_db, max_size=1)
     await migrate(pool)
-    yield JobStore(pool)
+    yield CalibrationStore(pool)
     await pool.close()
 
 
@@ -63,8 +63,8 @@ def run(module: list[str], *args: str, env: dict[str, str]) -> subprocess.Comple
     )
 
 
-async def stored(jobs: JobStore) -> list[dict[str, Any]]:
-    async with jobs.pool.acquire() as conn:
+async def stored(calibrations: CalibrationStore) -> list[dict[str, Any]]:
+    async with calibrations.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM calibrations ORDER BY model")
     out = []
     for r in rows:
@@ -77,7 +77,7 @@ async def stored(jobs: JobStore) -> list[dict[str, Any]]:
 
 @pytest.mark.slow  # loads the speaker-embedding model
 async def test_calibrate_stores_what_the_given_data_yields(
-    audio_dir: Path, tmp_path: Path, calibration_db: str, jobs: JobStore
+    audio_dir: Path, tmp_path: Path, calibration_db: str, calibrations: CalibrationStore
 ) -> None:
     env = {"SCRIBE_DATA_DIR": str(tmp_path / "data"), "SCRIBE_DATABASE_URL": calibration_db}
     first = speaker_dir(audio_dir, tmp_path / "first", ["367", "533", "1688"])
@@ -105,12 +105,12 @@ async def test_calibrate_stores_what_the_given_data_yields(
     assert max(wrong) < threshold  # 1 % of six allows none
     assert f"{threshold:.3f}" in proc.stdout and "Stored" in proc.stdout
 
-    [row] = await stored(jobs)
+    [row] = await stored(calibrations)
     assert row["model"] == result["model"] and row["model"] in proc.stdout
     assert row["threshold"] == pytest.approx(threshold)
     assert row["details"]["speakers"] == details["speakers"]
     # What the identify stage will use for this encoder.
-    assert await jobs.calibrated_threshold(result["model"]) == pytest.approx(threshold)
+    assert await calibrations.calibrated_threshold(result["model"]) == pytest.approx(threshold)
 
     # Other speakers, another rule and target: other scores, and the row is replaced.
     second = speaker_dir(audio_dir, tmp_path / "second", ["1998", "2033", "2414"])
@@ -127,7 +127,7 @@ async def test_calibrate_stores_what_the_given_data_yields(
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = await stored(jobs)
+    [row] = await stored(calibrations)
     assert row["model"] == result["model"]
     assert row["details"]["speakers"] == ["1998", "2033", "2414"]
     assert row["details"]["rule"] == "pairwise" and row["target_far"] == 0.5
@@ -153,9 +153,9 @@ async def test_calibrate_stores_what_the_given_data_yields(
 
 
 async def test_too_little_data_is_a_clear_error_and_stores_nothing(
-    audio_dir: Path, tmp_path: Path, calibration_db: str, jobs: JobStore
+    audio_dir: Path, tmp_path: Path, calibration_db: str, calibrations: CalibrationStore
 ) -> None:
-    async with jobs.pool.acquire() as conn:
+    async with calibrations.pool.acquire() as conn:
         await conn.execute("DELETE FROM calibrations")
     env = {"SCRIBE_DATA_DIR": str(tmp_path / "data"), "SCRIBE_DATABASE_URL": calibration_db}
     one = speaker_dir(audio_dir, tmp_path / "one", ["367"])
@@ -166,7 +166,7 @@ async def test_too_little_data_is_a_clear_error_and_stores_nothing(
     assert "Traceback" not in proc.stderr
     message = " ".join(proc.stderr.split())
     assert "1 usable speaker folder(s)" in message and "at least two" in message
-    assert await stored(jobs) == []
+    assert await stored(calibrations) == []
 
 
 def test_help_says_what_it_does() -> None:

@@ -43,7 +43,7 @@ async def test_reassign_and_fix_text_apply_on_read(
     listed = (await client.get(f"/v1/jobs/{job.id}/corrections")).json()
     assert [c["kind"] for c in listed] == ["reassign", "fix_text"]
     # The merged artifact itself is untouched.
-    merge = await services.jobs.current_artifact(job.id, "merge")
+    merge = await services.records.current_artifact(job.id, "merge")
     assert merge is not None and merge.sha256 == job.merge_sha256
     assert before["segments"][1]["speaker"] == "S2"
 
@@ -111,10 +111,10 @@ async def test_voiceprints_of_another_model_are_listed_stale(
     job = await finished_job(services)
     ident = Identification(threshold=0.6, embedding_model=current, matches=[])
     await record_artifact(services, job.id, "identify", "k5", ident, model=current)
-    old = await services.jobs.create_speaker(
+    old = await services.speakers.create_speaker(
         name="Old Print", model="older-encoder@1", embedding=[1.0, 0.0], clip_uris=[]
     )
-    new = await services.jobs.create_speaker(
+    new = await services.speakers.create_speaker(
         name="New Print", model=current, embedding=[1.0, 0.0], clip_uris=[]
     )
     listed = {s["id"]: s["stale"] for s in (await client.get("/v1/speakers")).json()}
@@ -138,7 +138,7 @@ async def test_segment_corrections_stay_with_the_merged_result_they_were_made_on
     assert [s["text"] for s in result["segments"]] == ["Hello.", "Hi there.", "Bye."]
 
     # The merge stage runs again (a replay) and its new result has one segment more.
-    first = await services.jobs.current_artifact(job.id, "merge")
+    first = await services.records.current_artifact(job.id, "merge")
     assert first is not None
     old = services.store.get_json(services.store.key_of(first.uri), MeetingResult)
     extra = ResultSegment(start=0.2, end=0.4, speaker="S2", text="Um.", words=[])
@@ -146,7 +146,7 @@ async def test_segment_corrections_stay_with_the_merged_result_they_were_made_on
         update={"segments": [old.segments[0], extra, *old.segments[1:]]}
     )
     await record_artifact(services, job.id, "merge", "k4", merged_again)
-    merge = await services.jobs.current_artifact(job.id, "merge")
+    merge = await services.records.current_artifact(job.id, "merge")
     assert merge is not None and merge.sha256 != job.merge_sha256
 
     result = (await client.get(f"/v1/jobs/{job.id}/result")).json()

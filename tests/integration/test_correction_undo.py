@@ -145,9 +145,9 @@ async def test_only_the_owner_can_undo(settings: Settings, services: Services) -
         assert code(await c.delete(f"{url}/{one}")) == (401, "unauthorized")
         other = await c.delete(f"{url}/{one}", headers={"Authorization": f"Bearer {mallory}"})
         assert code(other) == (404, "not_found")
-        assert [x.id for x in await services.jobs.list_corrections(job.id)] == [one]
+        assert [x.id for x in await services.corrections.list_corrections(job.id)] == [one]
         with pytest.raises(NotFound):
-            await services.jobs.delete_correction(job.id, one, owner=str(uuid.uuid4()))
+            await services.corrections.delete_correction(job.id, one, owner=str(uuid.uuid4()))
         mine = await c.delete(f"{url}/{one}", headers={"Authorization": f"Bearer {alice}"})
         assert mine.status_code == 204
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.corrections.list_corrections(job.id) == []

@@ -2,7 +2,7 @@
 
 No worker runs here: each test builds a succeeded job the way the stages leave one
 (tests/integration/stored_jobs.py: upload, decode/diarize/merge artifacts recorded in the
-job store), then talks HTTP.
+stores), then talks HTTP.
 """
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ async def test_rename_applies_to_every_format(
         ("rename_speaker", "Alice"),
         ("rename_speaker", "Alicia"),
     ]
-    merge = await services.jobs.current_artifact(job.id, "merge")
+    merge = await services.records.current_artifact(job.id, "merge")
     assert merge is not None
     assert services.store.sha256(services.store.key_of(merge.uri)) == job.merge_sha256
 
     # Deleting the job deletes its corrections (ON DELETE CASCADE).
     assert (await client.delete(f"/v1/jobs/{job.id}")).status_code == 204
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.corrections.list_corrections(job.id) == []
 
 
 async def test_rename_errors(client: httpx.AsyncClient, services: Services) -> None:
@@ -106,7 +106,7 @@ async def test_rename_errors(client: httpx.AsyncClient, services: Services) -> N
     assert code(await client.patch(f"{url}/S1", json=unknown)) == (404, "not_found")
     missing = await client.patch(f"/v1/jobs/{uuid.uuid4()}/speakers/S1", json={"name": "A"})
     assert code(missing) == (404, "not_found")
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.corrections.list_corrections(job.id) == []
 
     failed = await finished_job(services, succeed=False)
     resp = await client.patch(f"/v1/jobs/{failed.id}/speakers/S1", json={"name": "Alice"})
@@ -126,7 +126,7 @@ async def test_remember_creates_then_updates_a_voiceprint(
     assert resp.status_code == 200, resp.text
     speaker_id = resp.json()["speaker_id"]
     assert speaker_id
-    enrolled, embedding = await services.jobs.speaker_voiceprint(speaker_id)
+    enrolled, embedding = await services.speakers.speaker_voiceprint(speaker_id)
     assert (enrolled.name, enrolled.model, enrolled.num_clips) == ("Ada", MODEL, 0)
     assert embedding == pytest.approx(EMBEDDING)
     listed = (await client.get("/v1/speakers")).json()
@@ -136,14 +136,14 @@ async def test_remember_creates_then_updates_a_voiceprint(
 
     # A second job's S1 is the same person: the voiceprint learns from it, same id.
     other = await finished_job(services)
-    await services.jobs.update_speaker(speaker_id, name="Ada", model=MODEL, embedding=[1, 0, 0])
+    await services.speakers.update_speaker(speaker_id, name="Ada", model=MODEL, embedding=[1, 0, 0])
     resp = await client.patch(
         f"/v1/jobs/{other.id}/speakers/S1",
         json={"name": "Ada L.", "remember": True, "speaker_id": speaker_id},
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["speaker_id"] == speaker_id
-    enrolled, embedding = await services.jobs.speaker_voiceprint(speaker_id)
+    enrolled, embedding = await services.speakers.speaker_voiceprint(speaker_id)
     assert enrolled.name == "Ada L."
     assert math.isclose(math.hypot(*embedding), 1.0, rel_tol=1e-5)
     assert embedding[0] > EMBEDDING[0] and embedding[1] < EMBEDDING[1]  # between the two
@@ -154,21 +154,21 @@ async def test_remember_creates_then_updates_a_voiceprint(
         f"/v1/jobs/{other.id}/speakers/S2", json={"name": "Ada L.", "speaker_id": speaker_id}
     )
     assert resp.status_code == 200 and resp.json()["speaker_id"] == speaker_id
-    assert (await services.jobs.speaker_voiceprint(speaker_id))[1] == embedding
+    assert (await services.speakers.speaker_voiceprint(speaker_id))[1] == embedding
 
 
 async def test_remember_without_an_embedding_is_a_conflict(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     job = await finished_job(services)
-    before = await services.jobs.list_speakers()
+    before = await services.speakers.list_speakers()
     resp = await client.patch(
         f"/v1/jobs/{job.id}/speakers/S2", json={"name": "Bea", "remember": True}
     )
     assert code(resp) == (409, "conflict")
     assert "embedding" in resp.json()["error"]["message"]
-    assert await services.jobs.list_speakers() == before
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.speakers.list_speakers() == before
+    assert await services.corrections.list_corrections(job.id) == []
 
 
 # ---------------------------------------------------------------- audio

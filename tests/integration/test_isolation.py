@@ -197,7 +197,7 @@ async def test_one_tenant_sees_nothing_of_another(
 
     # Nothing of Bob's changed.
     assert (await client.get(f"/v1/jobs/{job.id}", headers=bob.headers)).status_code == 200
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.corrections.list_corrections(job.id) == []
     assert services.store.exists(
         services.store.key_of((await services.jobs.get_job(job.id)).upload_uri)
     )
@@ -206,7 +206,7 @@ async def test_one_tenant_sees_nothing_of_another(
 async def test_voiceprints_are_per_tenant(
     client: httpx.AsyncClient, services: Services, alice: Tenant, bob: Tenant
 ) -> None:
-    bobs = await services.jobs.create_speaker(
+    bobs = await services.speakers.create_speaker(
         name="Bob's colleague", model="m", embedding=[1.0, 0.0], clip_uris=[], owner=bob.id
     )
     listed = await client.get("/v1/speakers", headers=alice.headers)
@@ -214,8 +214,8 @@ async def test_voiceprints_are_per_tenant(
     gone = await client.delete(f"/v1/speakers/{bobs.id}", headers=alice.headers)
     assert code(gone) == (404, "not_found")
     # Identify, for a job of Alice's, sees only Alice's voiceprints.
-    assert [v[0] for v in await services.jobs.voiceprints(alice.id)] == []
-    assert [v[0] for v in await services.jobs.voiceprints(bob.id)] == [bobs.id]
+    assert [v[0] for v in await services.speakers.voiceprints(alice.id)] == []
+    assert [v[0] for v in await services.speakers.voiceprints(bob.id)] == [bobs.id]
 
     # Renaming with remember enrolls the voice for the job's owner only.
     job = await owned_job(services, bob)
@@ -223,7 +223,7 @@ async def test_voiceprints_are_per_tenant(
         f"/v1/jobs/{job.id}/speakers/S1", json={"name": "Bo", "remember": True}, headers=bob.headers
     )
     assert resp.status_code == 200, resp.text
-    assert resp.json()["speaker_id"] in [v[0] for v in await services.jobs.voiceprints(bob.id)]
+    assert resp.json()["speaker_id"] in [v[0] for v in await services.speakers.voiceprints(bob.id)]
     # ... and an id of another tenant's speaker is unknown.
     alice_job = await owned_job(services, alice)
     steal = await client.patch(
@@ -236,8 +236,8 @@ async def test_voiceprints_are_per_tenant(
     listed = await client.get("/v1/speakers", headers=bob.headers)
     assert bobs.id in [s["id"] for s in listed.json()]
     assert (await client.delete(f"/v1/speakers/{bobs.id}", headers=bob.headers)).status_code == 204
-    for v in await services.jobs.voiceprints(bob.id):
-        await services.jobs.delete_speaker(v[0])
+    for v in await services.speakers.voiceprints(bob.id):
+        await services.speakers.delete_speaker(v[0])
 
 
 async def test_accuracy_metrics_are_per_tenant(

@@ -116,7 +116,7 @@ async def enroll(
 
 async def clip_keys_of(services: Services, speaker: dict[str, object]) -> list[str]:
     assert "clip_uris" not in speaker  # server paths are not shown to clients
-    stored, _ = await services.jobs.speaker_voiceprint(str(speaker["id"]))
+    stored, _ = await services.speakers.speaker_voiceprint(str(speaker["id"]))
     return [services.store.key_of(u) for u in stored.clip_uris]
 
 
@@ -171,7 +171,7 @@ async def test_enroll_form_errors_keep_no_clips(
     # No clips left behind by the refused forms: every stored clip belongs to a row.
     root = Path(services.store.path("speakers"))
     owners = {p.relative_to(root).parts[0] for p in root.rglob("*") if p.is_file()}
-    assert owners <= {s.id for s in await services.jobs.list_speakers()}
+    assert owners <= {s.id for s in await services.speakers.list_speakers()}
 
 
 async def test_consent_required_refuses_enrollment_without_it(
@@ -183,7 +183,7 @@ async def test_consent_required_refuses_enrollment_without_it(
     message = resp.json()["error"]["message"]
     assert "consent_by" in message and "consent" in message
     assert len(enroll_calls) == kicked
-    assert "Nobody asked" not in [s.name for s in await services.jobs.list_speakers()]
+    assert "Nobody asked" not in [s.name for s in await services.speakers.list_speakers()]
 
     resp = await enroll(strict_client, "Asked", consent_by="Asked Person")
     assert resp.status_code == 201, resp.text
@@ -208,7 +208,7 @@ async def test_delete_removes_the_voiceprint_and_every_clip(
     assert [k for k in keys if services.store.exists(k)] == []
     assert not services.store.exists(f"{speaker_prefix(speaker['id'])}/notes.txt")
     assert speaker["id"] not in [s["id"] for s in (await client.get("/v1/speakers")).json()]
-    assert speaker["id"] not in [v[0] for v in await services.jobs.voiceprints()]
+    assert speaker["id"] not in [v[0] for v in await services.speakers.voiceprints()]
     assert code(await client.delete(f"/v1/speakers/{speaker['id']}")) == (404, "not_found")
 
 
@@ -232,7 +232,7 @@ async def test_remember_records_the_job_as_source_with_consent(
     )
     assert resp.status_code == 200, resp.text
     speaker_id = resp.json()["speaker_id"]
-    enrolled, _ = await services.jobs.speaker_voiceprint(speaker_id)
+    enrolled, _ = await services.speakers.speaker_voiceprint(speaker_id)
     assert enrolled.source == f"job:{job.id}:S1"
     assert (enrolled.consent_by, enrolled.consent_note) == ("Ada Lovelace", "asked in the meeting")
     assert enrolled.consent_at is not None and enrolled.expires_at == expires
@@ -247,7 +247,7 @@ async def test_remember_records_the_job_as_source_with_consent(
         json={"name": "Ada", "remember": True, "speaker_id": speaker_id},
     )
     assert resp.status_code == 200, resp.text
-    again, _ = await services.jobs.speaker_voiceprint(speaker_id)
+    again, _ = await services.speakers.speaker_voiceprint(speaker_id)
     assert again.source is not None
     first, added = again.source.split(" + ")
     assert first == f"job:{job.id}:S1"
@@ -270,19 +270,19 @@ async def test_remember_without_consent_is_refused_when_required(
     strict_client: httpx.AsyncClient, services: Services
 ) -> None:
     job = await finished_job(services)
-    before = await services.jobs.list_speakers()
+    before = await services.speakers.list_speakers()
     url = f"/v1/jobs/{job.id}/speakers/S1"
     resp = await strict_client.patch(url, json={"name": "Bea", "remember": True})
     assert code(resp) == (422, "invalid_request")
     assert "consent_by" in resp.json()["error"]["message"]
-    assert await services.jobs.list_speakers() == before
-    assert await services.jobs.list_corrections(job.id) == []
+    assert await services.speakers.list_speakers() == before
+    assert await services.corrections.list_corrections(job.id) == []
 
     resp = await strict_client.patch(
         url, json={"name": "Bea", "remember": True, "consent_by": "Bea"}
     )
     assert resp.status_code == 200, resp.text
-    enrolled, _ = await services.jobs.speaker_voiceprint(resp.json()["speaker_id"])
+    enrolled, _ = await services.speakers.speaker_voiceprint(resp.json()["speaker_id"])
     assert (enrolled.consent_by, enrolled.source) == ("Bea", f"job:{job.id}:S1")
 
 
@@ -298,7 +298,7 @@ async def test_adding_a_voice_to_a_consented_voiceprint_asks_consent_again(
     )
     assert resp.status_code == 200, resp.text
     speaker_id = resp.json()["speaker_id"]
-    enrolled, print_before = await services.jobs.speaker_voiceprint(speaker_id)
+    enrolled, print_before = await services.speakers.speaker_voiceprint(speaker_id)
 
     other = await finished_job(services)
     url = f"/v1/jobs/{other.id}/speakers/S1"
@@ -308,15 +308,15 @@ async def test_adding_a_voice_to_a_consented_voiceprint_asks_consent_again(
     assert code(resp) == (422, "invalid_request")
     message = resp.json()["error"]["message"]
     assert "adding this voice to Cy's voiceprint" in message and "consent_by" in message
-    unchanged, print_after = await services.jobs.speaker_voiceprint(speaker_id)
+    unchanged, print_after = await services.speakers.speaker_voiceprint(speaker_id)
     assert print_after == print_before and unchanged.source == enrolled.source
-    assert await services.jobs.list_corrections(other.id) == []
+    assert await services.corrections.list_corrections(other.id) == []
 
     resp = await strict_client.patch(
         url, json={"name": "Cy", "remember": True, "speaker_id": speaker_id, "consent_by": "Cy"}
     )
     assert resp.status_code == 200, resp.text
-    refined, _ = await services.jobs.speaker_voiceprint(speaker_id)
+    refined, _ = await services.speakers.speaker_voiceprint(speaker_id)
     assert refined.source is not None and f"job:{other.id}:S1@" in refined.source
 
 
@@ -332,7 +332,7 @@ async def expired_speaker(
     keys = [f"{speaker_prefix(sid)}/clip-{i}" for i in (1, 2)]
     for key in keys:
         services.store.put_bytes(key, wav_bytes(0.2))
-    await services.jobs.create_speaker(
+    await services.speakers.create_speaker(
         speaker_id=sid,
         name=name,
         model=MODEL,
@@ -349,14 +349,14 @@ async def test_the_sweep_deletes_expired_voiceprints_and_their_clips(
     gone, gone_keys = await expired_speaker(services, "Expired", days_ago=1)
     kept, kept_keys = await expired_speaker(services, "Not yet", days_ago=-1)
     # An expired voiceprint is never used, even before the sweep runs.
-    assert gone not in [v[0] for v in await services.jobs.voiceprints()]
-    assert kept in [v[0] for v in await services.jobs.voiceprints()]
+    assert gone not in [v[0] for v in await services.speakers.voiceprints()]
+    assert kept in [v[0] for v in await services.speakers.voiceprints()]
 
     deleted = await sweep_voiceprints_once(services)
     assert gone in deleted and kept not in deleted
     assert [k for k in gone_keys if services.store.exists(k)] == []
     assert all(services.store.exists(k) for k in kept_keys)
-    ids = [s.id for s in await services.jobs.list_speakers()]
+    ids = [s.id for s in await services.speakers.list_speakers()]
     assert gone not in ids and kept in ids
     assert await sweep_voiceprints_once(services) == []
 
@@ -368,8 +368,8 @@ async def test_the_gateway_sweeps_voiceprints_without_job_retention(
     sid, keys = await expired_speaker(services, "Expired at startup", days_ago=0.01)
     async with retention_sweeper(gov_settings, services):
         for _ in range(100):
-            if sid not in [s.id for s in await services.jobs.list_speakers()]:
+            if sid not in [s.id for s in await services.speakers.list_speakers()]:
                 break
             await asyncio.sleep(0.05)
-    assert sid not in [s.id for s in await services.jobs.list_speakers()]
+    assert sid not in [s.id for s in await services.speakers.list_speakers()]
     assert [k for k in keys if services.store.exists(k)] == []
