@@ -10,7 +10,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,17 +26,8 @@ from gateway.services import Services
 from storage.artifacts import job_prefix
 from storage.leases import LeaseGrant, LeaseStore
 from tests.integration.stored_jobs import FinishedJob, finished_job, record_artifact, wav_bytes
-
-
-@dataclass
-class Tenant:
-    id: str
-    key_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+from tests.tenants import Tenant
+from tests.tenants import new_tenant as make_tenant
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +51,7 @@ async def client(auth_settings: Settings, services: Services) -> AsyncIterator[h
 
 
 async def new_tenant(services: Services, **limits: int | float) -> Tenant:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    key, token = await services.auth.create_key(name, **limits)  # type: ignore[arg-type]
-    return Tenant(key.tenant_id, key.id, token)
+    return await make_tenant(services.auth, **limits)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ real PostgreSQL, Redis and a file:// store."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,21 +16,11 @@ from core.settings import Settings
 from gateway.app import create_app
 from gateway.server import server_config
 from gateway.services import Services
+from tests.tenants import Tenant, new_tenant
 
 HEADER_TIMEOUT_S = 1.0
 IDLE_TIMEOUT_S = 1.0
 UPLOAD_TIMEOUT_S = 4.0
-
-
-@dataclass
-class Tenant:
-    id: str
-    key_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -50,9 +39,7 @@ class Gateway:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=20)
 
     async def tenant(self, **limits: float) -> Tenant:
-        name = f"t-{uuid.uuid4().hex[:8]}"
-        key, token = await self.services.auth.create_key(name, **limits)  # type: ignore[arg-type]
-        return Tenant(key.tenant_id, key.id, token)
+        return await new_tenant(self.services.auth, **limits)
 
 
 @pytest.fixture(scope="module")

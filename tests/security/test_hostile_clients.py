@@ -20,8 +20,8 @@ from tests.security.conftest import (
     IDLE_TIMEOUT_S,
     UPLOAD_TIMEOUT_S,
     Gateway,
-    Tenant,
 )
+from tests.tenants import Tenant
 
 # Seconds of slack on top of a timeout, for a loaded CI machine.
 SLACK_S = 3.0

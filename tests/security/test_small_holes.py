@@ -14,7 +14,8 @@ from core.artifacts import WHISPER_LANGUAGES
 from gateway.routes import events
 from storage.artifacts import job_prefix
 from tests.integration.stored_jobs import finished_job, wav_bytes
-from tests.security.conftest import Gateway, Tenant
+from tests.security.conftest import Gateway
+from tests.tenants import Tenant
 
 
 async def upload(gw: Gateway, tenant: Tenant, **fields: str) -> httpx.Response:
