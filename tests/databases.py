@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import urllib.parse as up
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
+import redis
+
+from core.settings import Settings, StorageSettings
 
 
 def database_url(dsn: str, name: str) -> str:
@@ -26,3 +34,35 @@ async def drop_database(admin: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def own_settings(
+    settings: Settings, admin: str, data_dir: Path, name: str, **update: Any
+) -> Iterator[Settings]:
+    """`settings` with a database, Redis prefix and file:// store of their own (named after
+    `name`), plus `update`: no other test's worker or reaper sees their jobs. The database
+    and the Redis keys are removed afterwards."""
+    assert settings.redis_url
+    db_name = f"{settings.redis_prefix.replace('-', '_')}_{name.replace('-', '_')}"
+    asyncio.run(create_database(admin, db_name))
+    own = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database_url": database_url(admin, db_name),
+            "redis_prefix": f"{settings.redis_prefix}-{name}",
+            "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
+            **update,
+        }
+    )
+    try:
+        yield own
+    finally:
+        asyncio.run(drop_database(admin, db_name))
+        r = redis.Redis.from_url(settings.redis_url)
+        keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
+            r.scan_iter(f"autoclaim:{own.redis_prefix}*")
+        )
+        if keys:
+            r.delete(*keys)
+        r.close()

@@ -40,15 +40,14 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 import yaml
 
 from cli.local import GatewayThread, free_port
 from core.events import TERMINAL_EVENTS, JobEvent
-from core.settings import Settings, StorageSettings
+from core.settings import Settings
 from events.bus import EventBus
-from tests.databases import create_database, database_url, drop_database
+from tests.databases import own_settings
 from tests.deploy.traefik_config import dynamic_config, service_labels
 from tests.integration.conftest import parse_sse_lines
 
@@ -88,32 +87,17 @@ def gateway(
 ) -> Iterator[GatewayThread]:
     """A gateway of its own: database, Redis prefix and storage (no worker anywhere sees
     its jobs, so they stay queued); a small upload limit."""
-    tag = uuid.uuid4().hex[:8]
-    db_name = f"{settings.redis_prefix.replace('-', '_')}_traefik_{tag}"
-    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("traefik-gateway")
-    own = settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "database_url": database_url(pg_admin_dsn, db_name),
-            "redis_prefix": f"{settings.redis_prefix}-traefik-{tag}",
-            "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
-            "max_upload_bytes": UPLOAD_LIMIT,
-        }
-    )
-    thread = GatewayThread(own)
-    try:
-        thread.start()
-        yield thread
-    finally:
-        thread.stop()
-        asyncio.run(drop_database(pg_admin_dsn, db_name))
-        assert own.redis_url
-        r = redis.Redis.from_url(own.redis_url)
-        keys = list(r.scan_iter(f"{own.redis_prefix}*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    name = f"traefik-{uuid.uuid4().hex[:8]}"
+    with own_settings(
+        settings, pg_admin_dsn, data_dir, name, max_upload_bytes=UPLOAD_LIMIT
+    ) as own:
+        thread = GatewayThread(own)
+        try:
+            thread.start()
+            yield thread
+        finally:
+            thread.stop()
 
 
 # ---------------------------------------------------------------- Traefik

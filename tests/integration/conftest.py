@@ -11,7 +11,6 @@ deadline, so a hang fails the test instead of blocking CI (pytest-timeout is not
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -24,11 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from cli.local import LocalSystem
-from core.settings import Settings, StorageSettings
-from tests.databases import create_database, database_url, drop_database
+from core.settings import Settings
+from tests.databases import own_settings
 
 TERMINAL = ("job.succeeded", "job.failed")
 LOG_TAIL_LINES = 60
@@ -215,28 +213,9 @@ def system_settings(
     settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """The session settings with a database, Redis prefix and storage root of its own."""
-    assert settings.redis_url
-    suffix = "sys"
-    db_name = f"{settings.redis_prefix.replace('-', '_')}_{suffix}"
-    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("scribe-system")
-    own = settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "database_url": database_url(pg_admin_dsn, db_name),
-            "redis_prefix": f"{settings.redis_prefix}-{suffix}",
-            "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
-        }
-    )
-    yield own
-    asyncio.run(drop_database(pg_admin_dsn, db_name))
-    r = redis.Redis.from_url(settings.redis_url)
-    keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
-        r.scan_iter(f"autoclaim:{own.redis_prefix}*")
-    )
-    if keys:
-        r.delete(*keys)
-    r.close()
+    with own_settings(settings, pg_admin_dsn, data_dir, "sys") as own:
+        yield own
 
 
 @pytest.fixture(scope="session")

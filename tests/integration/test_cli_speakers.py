@@ -4,7 +4,6 @@ speaker encoder), PostgreSQL, Redis and file storage, each of this module's own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -20,9 +19,9 @@ import pytest
 import redis
 
 from cli.local import LocalSystem
-from core.settings import Settings, StorageSettings
+from core.settings import Settings
 from tests.cli_env import cli_env
-from tests.databases import create_database, database_url, drop_database
+from tests.databases import own_settings
 from tests.integration.conftest import log_tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,22 +43,11 @@ def consent_settings(
 ) -> Iterator[Settings]:
     """The session settings with a database, queue prefix and storage of this module's
     own, and voiceprints refused without consent."""
-    assert settings.redis_url
-    db_name = f"{settings.redis_prefix.replace('-', '_')}_cli_speakers"
-    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("cli-speakers")
-    own = settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "database_url": database_url(pg_admin_dsn, db_name),
-            "redis_prefix": f"{settings.redis_prefix}-cli-speakers",
-            "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
-            "voiceprint_require_consent": True,
-        }
-    )
-    yield own
-    asyncio.run(drop_database(pg_admin_dsn, db_name))
-    _redis_cleanup(settings.redis_url, own.redis_prefix)
+    with own_settings(
+        settings, pg_admin_dsn, data_dir, "cli-speakers", voiceprint_require_consent=True
+    ) as own:
+        yield own
 
 
 @pytest.fixture(scope="module")

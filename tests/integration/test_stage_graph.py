@@ -9,7 +9,6 @@ fragile's failure is reported on its stage without failing the job.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from cli.local import LocalSystem
 from core.artifacts import MeetingResult
 from core.errors import StageFailed
 from core.graph import DEFAULT_GRAPH, StageDecl
 from core.jobs import Job
-from core.settings import Settings, StorageSettings
+from core.settings import Settings
 from stages.contract import StageInput, StageSpec
 from storage.artifacts import StoredObject
-from tests.databases import create_database, database_url, drop_database
+from tests.databases import own_settings
 
 # By its full name: the worker process imports it from the repository root.
 MODULE = "tests.integration.test_stage_graph"
@@ -64,31 +62,16 @@ GRAPH = DEFAULT_GRAPH.with_stage(
 def graph_system(
     settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalSystem]:
-    assert settings.redis_url
-    db_name = f"{settings.redis_prefix.replace('-', '_')}_graph"
-    asyncio.run(create_database(pg_admin_dsn, db_name))
     data_dir = tmp_path_factory.mktemp("scribe-graph")
-    own = settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "database_url": database_url(pg_admin_dsn, db_name),
-            "redis_prefix": f"{settings.redis_prefix}-graph",
-            "storage": StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
-            "stage_graph": f"{MODULE}:GRAPH",
-        }
-    )
-    system = LocalSystem(own, worker_log=data_dir / "worker.log")
-    system.start()
-    try:
-        yield system
-    finally:
-        system.stop()
-        asyncio.run(drop_database(pg_admin_dsn, db_name))
-        r = redis.Redis.from_url(settings.redis_url)
-        keys = list(r.scan_iter(f"{own.redis_prefix}*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with own_settings(
+        settings, pg_admin_dsn, data_dir, "graph", stage_graph=f"{MODULE}:GRAPH"
+    ) as own:
+        system = LocalSystem(own, worker_log=data_dir / "worker.log")
+        system.start()
+        try:
+            yield system
+        finally:
+            system.stop()
 
 
 def wait_for(http: httpx.Client, job_id: str, done: Any, timeout_s: float) -> dict[str, Any]:
