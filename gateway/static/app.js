@@ -322,6 +322,9 @@ async function loadStages() {
   const stages = await api("/v1/stages");
   STAGES = stages.map((s) => s.name);
   STAGE_INFO = Object.fromEntries(stages.map((s) => [s.name, s]));
+  // "Run a stage again": every stage, diarize first chosen (the usual reason: a speaker count).
+  $("replay-stage").replaceChildren(...stages.map((s) => el("option",
+    { value: s.name, text: s.name, title: s.label, ...(s.name === "diarize" ? { selected: "" } : {}) })));
 }
 
 function stageRows() {
