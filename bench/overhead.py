@@ -43,8 +43,9 @@ from bench._common import (
     parse_sse_lines,
     write_json,
 )
+from core.graph import DEFAULT_GRAPH
 
-STAGES = ("decode", "diarize", "transcribe", "identify", "merge")
+STAGES = DEFAULT_GRAPH.names
 # Baseline step that corresponds to each stage (identify and merge have none).
 BASELINE_STEP = {"decode": "decode", "diarize": "diarize", "transcribe": "transcribe"}
 

@@ -120,7 +120,7 @@ async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
 async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyncpg.Pool) -> None:
     jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
     job_id = await new_job(jobs)
-    for stage in ("decode", "diarize", "transcribe", "identify", "merge"):
+    for stage in DEFAULT_GRAPH.names:
         assert isinstance(await leases.acquire(job_id, stage, "w", ttl_s=5), LeaseGrant)
         assert await leases.succeed(
             job_id, stage, "w", await record(db_pool, job_id, stage), reused=False

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from core.events import JobEvent
+from core.graph import DEFAULT_GRAPH
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services
@@ -291,7 +292,7 @@ async def test_result_replay_and_delete(
     resp = await client.post(f"/v1/jobs/{job_id}/stages/summarize/replay")
     assert err(resp) == (404, "not_found")
     assert resp.json()["error"]["message"] == (
-        "unknown stage 'summarize'; stages are decode, diarize, transcribe, identify, merge"
+        f"unknown stage 'summarize'; stages are {', '.join(DEFAULT_GRAPH.names)}"
     )
     resp = await client.post(f"/v1/jobs/{job_id}/stages/diarize/replay")
     assert err(resp) == (409, "conflict")
