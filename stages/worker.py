@@ -50,6 +50,12 @@ def create_broker() -> AsyncBroker:
     """Broker factory, imported by each worker process (settings read once, here)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    # OpenMP threads that wait for work spin by default; beside a second worker process (a
+    # job's diarize and transcribe run at once) or any busy neighbour on the same cores,
+    # that spinning takes the CPU both need (bench/README, "Stage graph"). Read when torch
+    # and CTranslate2 load their OpenMP runtime, which happens after this; an explicit
+    # setting in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = Settings()
     index = worker_index(multiprocessing.current_process().name)
     if "torch" in sys.modules:  # a GPU pin or a fork-safe start would come too late

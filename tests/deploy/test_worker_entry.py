@@ -169,3 +169,24 @@ def test_residency_defaults_to_every_model_and_reads_the_environment(
     monkeypatch.setenv("SCRIBE_MODELS__RESIDENT", '["whisper"]')
     with pytest.raises(ValueError):
         Settings()
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_worker_sets_a_passive_openmp_wait_policy(
+    settings: Settings, given: str | None, expected: str
+) -> None:
+    """Set by the worker itself, before torch loads its OpenMP runtime; the environment's
+    own setting wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(settings.to_env(), PYTHONPATH=str(REPO))
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = (
+        "import os, sys; from stages.worker import create_broker; create_broker();"
+        " assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == expected
