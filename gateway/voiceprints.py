@@ -24,8 +24,8 @@ from core.errors import Conflict, NotFound, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
 from gateway.errors import InvalidRequest, ServiceUnavailable
-from gateway.routes.results import corrected_result
 from gateway.services import Services
+from gateway.transcripts import corrected_result
 
 ENROLL_TASK = "scribe.enroll"
 ENROLL_TIMEOUT_S = 300

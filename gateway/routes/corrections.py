@@ -34,7 +34,7 @@ from gateway.deps import (
     SettingsDep,
 )
 from gateway.errors import InvalidRequest
-from gateway.routes.results import corrected_result
+from gateway.transcripts import corrected_result
 from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
 
 router = APIRouter(prefix="/v1/jobs", tags=["corrections"])

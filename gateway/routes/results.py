@@ -11,44 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
-from core.corrections import apply_corrections
+from core.artifacts import ArtifactRecord, DecodedAudio
 from core.errors import Conflict, NotFound
-from core.jobs import Job
 from gateway.deps import JobId, JobStoreDep, PrincipalDep, RecordStoreDep, ServicesDep, StoreDep
-from gateway.services import Services
+from gateway.transcripts import corrected_result
 from storage.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["results"])
 
 ResultFormat = Literal["json", "srt", "vtt", "txt"]
-
-
-async def corrected_result(
-    services: Services, job_id: str, owner: str | None = None
-) -> MeetingResult:
-    """The merged result of a succeeded job with the job's corrections applied."""
-    job = await services.jobs.get_job(job_id, owner)
-    if job.status != "succeeded":
-        raise _not_ready(job)
-    record = await services.records.current_artifact(job_id, "merge")
-    if record is None:
-        raise NotFound(f"job {job_id} succeeded but has no merged result recorded")
-    store = services.store
-    result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
-    corrections = await services.corrections.list_corrections(job_id, owner)
-    return apply_corrections(result, corrections, basis=record.sha256)
-
-
-def _not_ready(job: Job) -> Conflict:
-    if job.status == "failed":
-        stage = job.error.stage if job.error else None
-        reason = job.error.message if job.error else "no reason was recorded"
-        where = f" at stage {stage!r}" if stage else ""
-        return Conflict(f"job {job.id} failed{where}: {reason}. Fix the input or replay the stage.")
-    running = [s.stage for s in job.stages if s.status == "running"]
-    now = f" (now: {running[0]})" if running else ""
-    return Conflict(f"job {job.id} is {job.status}{now}; the result is ready once it succeeds")
 
 
 @router.get(
