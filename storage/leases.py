@@ -353,11 +353,12 @@ class LeaseStore:
         return [(str(r["job_id"]), r["stage"]) for r in rows]
 
     async def stalled(self, stall_after_s: float, limit: int = 50) -> list[Stalled]:
-        """Unfinished jobs with no stage running and nothing recorded for `stall_after_s`:
-        their next message may have been lost (a worker killed between recording a stage
-        and queueing the next, a Redis that lost its data, a gateway that died after
-        creating the job). Each comes with the stages that may run now (queued, inputs
-        done). The caller checks the queue before acting."""
+        """Unfinished jobs with nothing recorded for `stall_after_s` and stages that may
+        run now (queued, inputs done): their message may have been lost (a worker killed
+        between recording a stage and queueing the next, a Redis that lost its data, a
+        gateway that died after creating the job). Another stage of the job may be running
+        meanwhile (a long transcribe beside a lost identify). The caller checks the queue
+        before acting; a message sent twice is harmless (the lease lets one run)."""
         after_result = [d.name for d in self.graph if not d.result]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
@@ -369,8 +370,6 @@ class LeaseStore:
                 "        EXISTS (SELECT 1 FROM job_stages q WHERE q.job_id = j.id"
                 "        AND q.status = 'queued' AND q.stage = ANY($3::text[]))))"
                 "   AND j.updated_at < now() - make_interval(secs => $1)"
-                "   AND NOT EXISTS (SELECT 1 FROM job_stages r WHERE r.job_id = j.id"
-                "       AND r.status = 'running')"
                 " GROUP BY j.id, j.updated_at ORDER BY j.updated_at LIMIT $2",
                 _secs(stall_after_s),
                 limit,
@@ -394,7 +393,7 @@ class LeaseStore:
         async with self.pool.acquire() as conn:
             got = await conn.fetchval(
                 "UPDATE jobs SET updated_at = now() WHERE id = $1 AND updated_at = $2"
-                " AND status IN ('queued', 'running') RETURNING 1",
+                " AND status IN ('queued', 'running', 'succeeded') RETURNING 1",
                 uuid.UUID(job.job_id),
                 job.updated_at,
             )

@@ -277,3 +277,30 @@ def test_a_graph_refuses_what_cannot_run() -> None:
         DEFAULT_GRAPH.with_stage(SHOUT).with_stage(
             StageDecl("late", "L", ("shout",), MeetingResult, "x:y", result=True)
         )
+
+
+async def test_a_lost_stage_is_resumed_while_another_one_runs(db_pool: asyncpg.Pool) -> None:
+    """diarize is done and identify's message is lost while transcribe runs long: the
+    reaper's query offers identify without waiting for transcribe."""
+    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    job_id = await new_job(jobs)
+    await succeed(leases, job_id, "decode")
+    assert isinstance(await leases.acquire(job_id, "transcribe", "long", ttl_s=60), LeaseGrant)
+    await succeed(leases, job_id, "diarize")  # identify is ready; say its message is lost
+    await asyncio.sleep(0.3)
+    stalled = [s for s in await leases.stalled(stall_after_s=0.2) if s.job_id == job_id]
+    assert [s.stages for s in stalled] == [("identify",)]
+    assert await leases.claim_stalled(stalled[0])
+
+
+async def test_a_lost_stage_after_the_result_is_resumed(db_pool: asyncpg.Pool) -> None:
+    graph = DEFAULT_GRAPH.with_stage(SHOUT)
+    jobs, leases = JobStore(db_pool, graph), LeaseStore(db_pool, graph)
+    job_id = await new_job(jobs)
+    for stage in graph.result_stages:
+        await succeed(leases, job_id, stage)
+    assert (await jobs.get_job(job_id)).status == "succeeded"
+    await asyncio.sleep(0.3)  # shout was dispatched, and its message lost
+    stalled = [s for s in await leases.stalled(stall_after_s=0.2) if s.job_id == job_id]
+    assert [s.stages for s in stalled] == [("shout",)]
+    assert await leases.claim_stalled(stalled[0])  # a succeeded job may be touched too
