@@ -109,6 +109,9 @@ class WorkerProcess:
             self.log_level,
             "--shutdown-timeout",
             str(self.shutdown_timeout),
+            # Its own session (below) keeps a Ctrl-C from reaching it before us; this makes
+            # it stop when we die without stopping it (SIGKILL, a crash).
+            "--exit-with-parent",
         ]
         if self.max_tasks_per_child is not None:
             argv += ["--max-tasks-per-child", str(self.max_tasks_per_child)]

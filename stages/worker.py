@@ -16,7 +16,10 @@ import argparse
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import MutableMapping
 
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
@@ -107,13 +110,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shutdown-timeout", type=float, default=30.0)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one dies (set by `scribe serve` and"
+        " `scribe run`, whose worker lives in a session of its own)",
+    )
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        watch_parent(args.shutdown_timeout)
     return run(
         workers=args.workers,
         max_tasks_per_child=args.max_tasks_per_child,
         shutdown_timeout=args.shutdown_timeout,
         log_level=args.log_level,
     )
+
+
+def watch_parent(shutdown_timeout: float, interval_s: float = 1.0) -> None:
+    """When the parent dies (this process is handed to another), stop as on SIGTERM, and
+    end the whole process group if that has not happened within the shutdown timeout.
+
+    The worker runs in a session of its own so that a Ctrl-C reaches the parent first; a
+    parent killed with SIGKILL can then not stop it, and it would go on consuming the queue.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.warning("the process that started this worker is gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(shutdown_timeout + 10)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
 
 
 def run(
