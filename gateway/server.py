@@ -13,6 +13,7 @@ its server here, so all run with the same limits.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import uvicorn
@@ -20,14 +21,22 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.settings import Settings
+from gateway.errors import error_body
 
-_408 = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-    b"connection: close\r\ncontent-length: 90\r\n\r\n"
-)
-_408_BODY = (
-    b'{"error":{"code":"request_timeout","message":"the request headers took too long to arrive"}}'
-)
+
+def _answer_408() -> bytes:
+    body = json.dumps(
+        error_body("request_timeout", "the request headers took too long to arrive")
+    ).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+# Written as it is to a connection whose headers never completed (no ASGI app has it yet).
+_408 = _answer_408()
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -65,7 +74,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _headers_late(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            self.transport.write(_408.replace(b"90", str(len(_408_BODY)).encode()) + _408_BODY)
+            self.transport.write(_408)
             self.transport.close()
 
 
