@@ -5,12 +5,12 @@ The broker alone cannot do this: it redelivers an unacknowledged message only af
 idle timeout (an hour here, longer than the longest stage), and only once another message
 arrives. The reaper runs in every worker and looks at PostgreSQL instead:
 
-- a stage whose lease expired while 'running' lost its worker: it is queued again and the
-  pipeline tail is kicked from it, within about one lease TTL of the kill;
-- an unfinished job with nothing running, nothing recorded for `stall_after_s` and no
-  message waiting in the queue lost its next message (killed between two stages, a Redis
-  that lost its data, a gateway killed after creating the job): kicked from its first
-  stage not done;
+- a stage whose lease expired while 'running' lost its worker: it is queued and sent
+  again, within about one lease TTL of the kill (what follows it is sent when it succeeds);
+- a job with nothing recorded for `stall_after_s`, stages that may run (queued, inputs
+  done) and no message waiting in the queue lost those messages (killed between two
+  stages, a Redis that lost its data, a gateway killed after creating the job): they are
+  sent again;
 - a job whose outcome was committed but whose final event may not have gone out (killed in
   between) gets it, once;
 - now and then, temporary and orphaned objects are swept from storage.

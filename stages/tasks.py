@@ -61,8 +61,8 @@ Dispatch = Callable[[str, tuple[str, ...]], Awaitable[None]]
 
 class StaleDelivery(Exception):
     """This delivery of a stage message must not run the stage: another worker holds its
-    lease, an earlier stage is not done, the stage or the job has finished, or the job is
-    gone. Raising it ends this copy of the pipeline (the live one carries on)."""
+    lease, a stage it reads is not done, the stage or the job has finished, or the job is
+    gone. Raising it drops this copy of the message (the live one carries on)."""
 
 
 async def run_stage(
@@ -185,8 +185,8 @@ async def _produce(state: WorkerState, stage: str, job: Job) -> tuple[ArtifactRe
 
 
 def _refused(stage: str, job_id: str, refusal: LeaseRefusal) -> str:
-    """A delivery that may not run: pass the job on when the stage is already done (the
-    next stage decides for itself), else end this copy of the pipeline."""
+    """A delivery that may not run: done with it quietly when the stage already succeeded
+    (what follows was sent then), else drop it with StaleDelivery."""
     if refusal.job_status is None:
         log.warning("job %s is gone; dropping its %s task", job_id, stage)
         raise StaleDelivery(f"{job_id}: no such job")

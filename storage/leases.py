@@ -179,7 +179,9 @@ class LeaseStore:
         """
         jid = uuid.UUID(job_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", jid)
+            job_status = await conn.fetchval(
+                "SELECT status FROM jobs WHERE id = $1 FOR UPDATE", jid
+            )
             done = await conn.fetchval(
                 "UPDATE job_stages SET status = 'succeeded', finished_at = now(), error = NULL,"
                 " artifact_id = $4, reused = $5, lease_owner = NULL, lease_expires_at = NULL"
@@ -197,28 +199,30 @@ class LeaseStore:
                 "SELECT stage, status, dispatched FROM job_stages WHERE job_id = $1", jid
             )
             status = {r["stage"]: r["status"] for r in rows}
+            dispatched = {r["stage"] for r in rows if r["dispatched"]}
             job_done = False
             if self.graph[stage].result and all(
                 status.get(n) == "succeeded" for n in self.graph.result_stages
             ):
-                job_done = await conn.fetchval(
-                    "UPDATE jobs SET status = 'succeeded', finished_at = now(),"
-                    " updated_at = now(), terminal_published = false"
-                    " WHERE id = $1 AND status IN ('queued', 'running') RETURNING true",
-                    jid,
-                ) or False
+                job_done = bool(
+                    await conn.fetchval(
+                        "UPDATE jobs SET status = 'succeeded', finished_at = now(),"
+                        " updated_at = now(), terminal_published = false"
+                        " WHERE id = $1 AND status IN ('queued', 'running') RETURNING true",
+                        jid,
+                    )
+                )
+                if job_done:
+                    job_status = "succeeded"
             else:
                 await conn.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", jid)
-            job_status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", jid)
             candidates = [
-                r["stage"]
-                for r in rows
-                if r["stage"] in self.graph
-                and r["stage"] in self.graph.dependents(stage)
-                and r["status"] == "queued"
-                and not r["dispatched"]
-                and job_status in self._job_states(r["stage"])
-                and all(status.get(i) == "succeeded" for i in self.graph[r["stage"]].inputs)
+                name
+                for name in self.graph.dependents(stage)
+                if status.get(name) == "queued"
+                and name not in dispatched
+                and job_status in self._job_states(name)
+                and all(status.get(i) == "succeeded" for i in self.graph[name].inputs)
             ]
             ready: list[str] = []
             if candidates:
@@ -232,7 +236,7 @@ class LeaseStore:
                     )
                 ]
         ordered = tuple(n for n in self.graph.names if n in ready)
-        return Succeeded(job_done=bool(job_done), ready=ordered)
+        return Succeeded(job_done=job_done, ready=ordered)
 
     async def fail(self, job_id: str, stage: str, owner: str, message: str) -> bool:
         """The stage failed for good. A stage the result waits for fails the job; one after
