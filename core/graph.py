@@ -86,9 +86,6 @@ class StageGraph:
     def names(self) -> tuple[str, ...]:
         return tuple(self._stages)
 
-    def position(self, name: str) -> int:
-        return self.names.index(self[name].name)
-
     def dependents(self, name: str) -> tuple[str, ...]:
         """The stages that read `name` directly."""
         return tuple(d.name for d in self if name in d.inputs)
@@ -138,12 +135,9 @@ DEFAULT_GRAPH = StageGraph(
     ]
 )  # fmt: skip
 
-DEFAULT_GRAPH_PATH = "core.graph:DEFAULT_GRAPH"
-
-
 @functools.cache
-def load_graph(path: str = DEFAULT_GRAPH_PATH) -> StageGraph:
-    """The StageGraph at `path` ("module:attribute")."""
+def load_graph(path: str) -> StageGraph:
+    """The StageGraph at `path` ("module:attribute"), e.g. Settings.stage_graph."""
     module, _, attr = path.partition(":")
     graph = getattr(importlib.import_module(module), attr or "GRAPH")
     if not isinstance(graph, StageGraph):
