@@ -29,16 +29,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import ScribeError, Unauthorized
 from core.settings import Settings
 from gateway.auth import api_key_of, principal_for_key
-from gateway.errors import BodyTooLarge, RequestTimeout, error_body, status_of
+from gateway.errors import BodyTooLarge, RequestTimeout, error_body, human_bytes, status_of
 
 # The routes whose body is a recording (multipart, streamed to storage under their own
 # limits: max_upload_bytes and the key's).
 UPLOAD_ROUTES = frozenset({("POST", "/v1/jobs"), ("POST", "/v1/speakers")})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def _human(n: int) -> str:
-    return f"{n // 1024} KiB" if n >= 1024 else f"{n} bytes"
 
 
 class RequestGuard:
@@ -71,7 +67,7 @@ class RequestGuard:
         limit = settings.max_request_body_bytes
         length = _content_length(scope)
         if length is not None and length > limit:
-            raise BodyTooLarge(f"the request body is larger than the {_human(limit)} limit")
+            raise _too_large(limit)
         body = await timed.read_all(limit)
         await self.app(scope, _replay(body, receive), send)
 
@@ -89,6 +85,10 @@ class RequestGuard:
                 "an API key is required: send 'Authorization: Bearer <key>' or"
                 " 'X-API-Key: <key>'"
             )
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the request body is larger than the {human_bytes(limit)} limit")
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -144,7 +144,7 @@ class _TimedReceive:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise BodyTooLarge(f"the request body is larger than the {_human(limit)} limit")
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

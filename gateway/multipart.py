@@ -28,6 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from core.errors import BadInput, UploadTooLarge
+from gateway.errors import human_bytes
 from gateway.media_sniff import SNIFF_BYTES, check_media
 from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 
@@ -45,17 +46,8 @@ WRITE_BYTES = 1024 * 1024
 FileKey = Callable[[str, int], str | None]
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"  # pragma: no cover
-
-
 def too_large(limit: int) -> UploadTooLarge:
-    return UploadTooLarge(f"the upload is larger than the {_human(limit)} limit")
+    return UploadTooLarge(f"the upload is larger than the {human_bytes(limit)} limit")
 
 
 def check_content_length(request: Request, max_file_bytes: int) -> None:
@@ -255,7 +247,7 @@ class MultipartReceiver:
                         raise BadInput(f"form field {part.name[:40]!r} is too long")
                     if self._text_bytes > MAX_TEXT_BYTES:
                         raise BadInput(
-                            f"the form's text fields hold more than {_human(MAX_TEXT_BYTES)}"
+                            f"the form's text fields hold more than {human_bytes(MAX_TEXT_BYTES)}"
                         )
                 elif isinstance(part, FilePart):
                     part.size += len(payload)
