@@ -87,16 +87,6 @@ _HTTP_CODES = {
 }
 
 
-def human_bytes(n: int) -> str:
-    """A size as people read it in a limit's message: "64.0 KiB", "2.0 GiB"."""
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"  # pragma: no cover
-
-
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 

@@ -28,8 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import ScribeError, Unauthorized
 from core.settings import Settings
+from core.units import human_bytes, human_duration
 from gateway.auth import api_key_of, principal_for_key
-from gateway.errors import BodyTooLarge, RequestTimeout, error_body, human_bytes, status_of
+from gateway.errors import BodyTooLarge, RequestTimeout, error_body, status_of
 
 # The routes whose body is a recording (multipart, streamed to storage under their own
 # limits: max_upload_bytes and the key's).
@@ -124,7 +125,7 @@ class _TimedReceive:
             if left <= self.idle_s:
                 raise RequestTimeout(
                     "the request body took too long to arrive; the limit is"
-                    f" {_duration(self.total_s)}"
+                    f" {human_duration(self.total_s)}"
                 ) from None
             raise RequestTimeout(
                 f"no data received for {self.idle_s:g} s; the request body was not sent"
@@ -149,10 +150,6 @@ class _TimedReceive:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

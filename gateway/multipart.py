@@ -28,7 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from core.errors import BadInput, UploadTooLarge
-from gateway.errors import human_bytes
+from core.units import human_bytes
 from gateway.media_sniff import SNIFF_BYTES, check_media
 from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 

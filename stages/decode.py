@@ -25,6 +25,7 @@ import numpy as np
 
 from core.artifacts import ProbeInfo
 from core.errors import StageFailed
+from core.units import human_duration
 
 
 def find_ffmpeg() -> str:
@@ -118,14 +119,6 @@ class Decoded(NamedTuple):
     num_samples: int
 
 
-def _duration_text(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
 def decode_media(
     src: Path,
     dst: Path,
@@ -151,8 +144,8 @@ def decode_media(
     if max_duration_s is not None and announced is not None and announced > max_duration_s:
         raise StageFailed(
             "decode",
-            f"{what} lasts {_duration_text(announced)}; the limit is"
-            f" {_duration_text(max_duration_s)}",
+            f"{what} lasts {human_duration(announced)}; the limit is"
+            f" {human_duration(max_duration_s)}",
         )
     assert info.format is not None  # PyAV names every format it opens
     # Write beside the target, then rename: a crash never leaves a WAV that looks whole.
@@ -184,9 +177,9 @@ def decode_media(
         if max_duration_s is not None and decoded_s > max_duration_s:
             raise StageFailed(
                 "decode",
-                f"{what} lasts more than the limit of {_duration_text(max_duration_s)}"
+                f"{what} lasts more than the limit of {human_duration(max_duration_s)}"
                 + (
-                    f" (its header announces {_duration_text(announced)})"
+                    f" (its header announces {human_duration(announced)})"
                     if announced is not None
                     else ""
                 ),
@@ -200,8 +193,8 @@ def decode_media(
         if announced and decoded_s > MAX_DECODED_RATIO * announced + MAX_EXTRA_S:
             raise StageFailed(
                 "decode",
-                f"the file's header announces {_duration_text(announced)} but it holds"
-                f" {_duration_text(decoded_s)} of audio; re-export it and upload it again",
+                f"the file's header announces {human_duration(announced)} but it holds"
+                f" {human_duration(decoded_s)} of audio; re-export it and upload it again",
             )
     except BaseException:
         tmp.unlink(missing_ok=True)
