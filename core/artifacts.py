@@ -186,3 +186,29 @@ class MeetingResult(BaseModel):
     speakers: list[ResultSpeaker]
     segments: list[ResultSegment]
     provenance: dict[str, ProvenanceEntry] = Field(default_factory=dict)
+
+
+class Passage(BaseModel):
+    """A bit of a meeting that search indexes: one speaker's turn, or a few of its sentences."""
+
+    index: int  # its place among the job's passages
+    segment_index: int  # the first result segment it covers
+    segment_indices: list[int]
+    start: float
+    end: float
+    speaker_id: str  # the diarization label, "S1"
+    speaker_name: str | None = None  # as corrected, when the speaker has a name
+    text: str
+
+
+class SearchPassages(BaseModel):
+    """`embed` output: the job's passages and their vectors (a float32 .npy stored beside
+    it, one row per passage), made by embedding model `model` with `dim` dimensions."""
+
+    schema_version: Literal[1] = 1
+    job_id: str
+    model: str
+    dim: int
+    vectors_uri: str
+    vectors_sha256: str
+    passages: list[Passage]

