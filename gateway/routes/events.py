@@ -49,6 +49,8 @@ def _skip_finished_runs(history: list[JobEvent], resume: str | None) -> str | No
     "/{job_id}/events",
     summary="Progress as Server-Sent Events (resumable with Last-Event-ID or ?after=)",
     response_class=EventSourceResponse,
+    # Each event's data: one JobEvent (the schema the page's generated types read).
+    responses={200: {"model": JobEvent}},
 )
 async def job_events(
     job_id: JobId,

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from core.artifacts import ArtifactRecord, DecodedAudio
+from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
 from core.errors import Conflict, NotFound
 from gateway.deps import JobId, JobStoreDep, PrincipalDep, RecordStoreDep, ServicesDep, StoreDep
 from gateway.transcripts import corrected_result
@@ -25,7 +25,13 @@ ResultFormat = Literal["json", "srt", "vtt", "txt"]
 @router.get(
     "/{job_id}/result",
     summary="The speaker-attributed transcript as JSON, SRT, WebVTT or plain text",
-    responses={200: {"content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}}}},
+    responses={
+        200: {
+            # The JSON form's shape, for the page's generated API types.
+            "model": MeetingResult,
+            "content": {"text/plain": {}, "text/vtt": {}, "application/x-subrip": {}},
+        }
+    },
 )
 async def job_result(
     job_id: JobId,

@@ -1,0 +1,43 @@
+"""The browser page: web/'s static export (`npm run build` in web/, which scripts/install.sh
+runs), served at `/` with its assets under `/_next/`. No Node process runs here.
+
+Without a build, `/` says how to make one instead of failing; the API works either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+PAGE_DIR = Path(__file__).resolve().parents[1] / "web" / "out"
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Scribe</title></head>
+<body><h1>Scribe</h1>
+<p>The page is not built. Run <code>scripts/install.sh</code> (it needs Node.js 20.19 or
+newer and npm) or <code>npm ci &amp;&amp; npm run build</code> in <code>web/</code>, then reload.
+The API is at <a href="/docs">/docs</a>.</p></body></html>
+"""
+
+
+def install(app: FastAPI, page_dir: Path = PAGE_DIR) -> None:
+    """`/` and `/_next/*` from `page_dir` (read at each request, so a rebuild shows at once)."""
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        index_html = page_dir / "index.html"
+        if not index_html.is_file():
+            return HTMLResponse(NOT_BUILT, status_code=503)
+        # The HTML names the current build's hashed assets: never cached; the assets are.
+        return FileResponse(
+            index_html, media_type="text/html", headers={"Cache-Control": "no-cache"}
+        )
+
+    app.mount(
+        "/_next",
+        StaticFiles(directory=page_dir / "_next", check_dir=False),
+        name="page-assets",
+    )

@@ -1,0 +1,49 @@
+// The API's shapes, generated from the gateway's OpenAPI schema (src/api/schema.d.ts, made by
+// `npm run openapi`): a change of the API that breaks the page fails `tsc`.
+import type { components, paths } from "./schema";
+
+type Schemas = components["schemas"];
+
+export type Job = Schemas["Job"];
+export type StageState = Schemas["StageState"];
+export type StageInfo = Schemas["StageInfo"];
+export type MeetingResult = Schemas["MeetingResult"];
+export type Segment = Schemas["ResultSegment"];
+export type Word = Schemas["ResultWord"];
+export type ResultSpeaker = Schemas["ResultSpeaker"];
+export type Correction = Schemas["Correction"];
+export type Person = Schemas["Speaker"];
+export type SpeakerRename = Schemas["SpeakerRename"];
+export type ReassignBody = Schemas["ReassignBody"];
+export type FixTextBody = Schemas["FixTextBody"];
+export type CorrectionBody = ReassignBody | FixTextBody;
+export type JobEvent = Schemas["JobEvent"];
+export type JobEventType = JobEvent["type"];
+export type JobAccepted = Schemas["JobAccepted"];
+export type StreamToken = Schemas["StreamToken"];
+export type ReplayRequest = Schemas["ReplayRequest"];
+
+type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  responses: { 200: { content: { "application/json": infer T } } };
+}
+  ? T
+  : never;
+
+// Search across meetings: GET /v1/search (its shape as the search route answers it).
+export interface SearchAnswer {
+  query: string;
+  model: string;
+  hits: SearchHit[];
+}
+export interface SearchHit {
+  job_id: string;
+  file_name: string | null;
+  segment_index: number;
+  start: number;
+  end: number;
+  speaker: string | null;
+  text: string;
+  score: number;
+}
+
+export type JobList = Ok<"/v1/jobs", "get">;
