@@ -17,7 +17,7 @@ fi
 stamp=.venv/.scribe-install
 want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+  exec scripts/web.sh  # the page (web/): built when its sources changed
 fi
 
 echo "scribe: installing packages and models into .venv (about a minute)" >&2
@@ -34,3 +34,4 @@ rm -f "$ta"/lib/*.so
 
 echo "$want" > "$stamp"
 echo "scribe: installed" >&2
+exec scripts/web.sh

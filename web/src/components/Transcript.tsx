@@ -34,6 +34,7 @@ export function Transcript({ ref, jobId, result, colour, names, now, onSeek, onP
   const scroller = useRef<HTMLDivElement>(null);
   const [editing, setEditing] = useState<number | null>(null);
   const paras = useMemo(() => paragraphs(result.segments), [result]);
+  // eslint-disable-next-line react-hooks/incompatible-library -- the virtualiser is read each render, by design
   const virtual = useVirtualizer({
     count: paras.length,
     getScrollElement: () => scroller.current,
