@@ -8,17 +8,59 @@ the message.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskiq import AsyncBroker
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from taskiq import AckableMessage, AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from core.settings import Settings
 
+log = logging.getLogger("scribe.queue")
+
 
 def task_name(stage: str) -> str:
     return f"scribe.stage.{stage}"
+
+
+def queue_key(settings: Settings) -> str:
+    """The Redis Stream that holds the stage messages."""
+    return f"{settings.redis_prefix}:queue"
+
+
+def group_name(settings: Settings) -> str:
+    """The consumer group every worker reads the queue in."""
+    return f"{settings.redis_prefix}:workers"
+
+
+class StageBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, made to outlive a Redis that lost its data.
+
+    The consumer group is created reading from the start of the stream ("0"), not from its
+    end: a stream that a gateway's XADD re-created after the data was lost (Redis restarted
+    empty) holds only messages nobody read. And when the stream or the group is gone while
+    the worker runs (XREADGROUP answers NOGROUP), the group is created again and reading goes
+    on; taskiq-redis would end the worker's listener instead. The messages that were lost
+    with the data are sent again from PostgreSQL by the reaper (stages/recovery.py).
+    """
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        while True:
+            try:
+                async for message in super().listen():
+                    yield message
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("the queue's consumer group is gone (Redis lost its data?); "
+                            "creating it again")  # fmt: skip
+                await self._declare_consumer_group()
+                await asyncio.sleep(0.2)  # never a busy loop, should Redis go on refusing
 
 
 def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
@@ -29,10 +71,11 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         result_ex_time=24 * 3600,
         socket_timeout=None,
     )
-    broker = RedisStreamBroker(
+    broker = StageBroker(
         redis_url,
-        queue_name=f"{prefix}:queue",
-        consumer_group_name=f"{prefix}:workers",
+        queue_name=queue_key(settings),
+        consumer_group_name=group_name(settings),
+        consumer_id="0",
         # One message at a time: nothing is prefetched that a recycled or killed worker
         # could strand; the unacked message is redelivered after idle_timeout.
         xread_count=1,
@@ -53,3 +96,26 @@ async def send_stages(broker: AsyncBroker, job_id: str, stages: tuple[str, ...])
     for stage in stages:
         kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name(stage), broker, labels={})
         await kicker.kiq(job_id)
+
+
+async def requeue_unacknowledged(redis: aioredis.Redis, settings: Settings) -> int:
+    """Send again every message delivered to a consumer of the group and never acknowledged,
+    and acknowledge the old copy. Only for a queue whose every consumer is known to be dead
+    (the embedded one, at the start of the only process running workers on it): a worker
+    reads its next message while a stage runs, and once it is killed, that message would wait
+    for the broker's idle timeout. A message sent twice is harmless: a stage's lease lets
+    one delivery run it. The number of messages sent again."""
+    queue, group = queue_key(settings), group_name(settings)
+    try:
+        pending: Any = await redis.xpending_range(queue, group, min="-", max="+", count=10_000)
+    except ResponseError:  # no stream or no group yet
+        return 0
+    sent = 0
+    for entry in pending:
+        message_id = entry["message_id"]
+        entries: Any = await redis.xrange(queue, min=message_id, max=message_id)
+        for _, fields in entries:
+            await redis.xadd(queue, fields)
+            sent += 1
+        await redis.xack(queue, group, message_id)
+    return sent

@@ -35,7 +35,7 @@ from core.events import TERMINAL_EVENTS, JobEvent
 from core.graph import DEFAULT_GRAPH, StageGraph
 from core.settings import Settings
 from events.bus import EventBus
-from events.queue import make_broker, send_stages
+from events.queue import group_name, make_broker, queue_key, send_stages
 from storage import orphans
 from storage.artifacts import ArtifactStore
 from storage.jobs import JobStore
@@ -282,8 +282,7 @@ class Reaper:
 
     async def queued_job_ids(self) -> set[str]:
         """Job ids named by messages not yet delivered to any worker of our group."""
-        queue = f"{self.settings.redis_prefix}:queue"
-        group = f"{self.settings.redis_prefix}:workers"
+        queue, group = queue_key(self.settings), group_name(self.settings)
         try:
             groups: Any = await self.redis.xinfo_groups(queue)
         except redis_errors.ResponseError:
