@@ -25,6 +25,7 @@ from core.artifacts import (
     Diarization,
     Identification,
     MeetingResult,
+    SearchPassages,
     Transcript,
 )
 from core.settings import ModelName
@@ -131,6 +132,11 @@ DEFAULT_GRAPH = StageGraph(
         StageDecl(
             "merge", "Merging", ("decode", "diarize", "transcribe", "identify"), MeetingResult,
             "stages.specs:MERGE",
+        ),
+        # Search indexing: after the result, so a transcript never waits for it.
+        StageDecl(
+            "embed", "Indexing for search", ("merge",), SearchPassages, "stages.specs:EMBED",
+            engine="text_embedder", result=False,
         ),
     ]
 )  # fmt: skip

@@ -17,7 +17,19 @@ from core.settings import Settings
 from gateway import errors
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
-from gateway.routes import corrections, events, health, jobs, metrics, results, speakers, stages
+from gateway.routes import (
+    corrections,
+    events,
+    health,
+    jobs,
+    metrics,
+    results,
+    search,
+    speakers,
+    stages,
+)
+from gateway.search import forget_job
+from gateway.search_sync import search_syncer
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
@@ -26,10 +38,13 @@ log = logging.getLogger("scribe.gateway")
 
 
 async def sweep_once(services: Services, retention_days: float | None) -> list[str]:
-    """Delete the jobs past retention, their artifacts and their events."""
-    return await sweep_expired(
-        services.jobs, services.store, retention_days, on_deleted=services.bus.delete
-    )
+    """Delete the jobs past retention, their artifacts, events and search passages."""
+
+    async def deleted(job_id: str) -> None:
+        await services.bus.delete(job_id)
+        await forget_job(services, job_id)
+
+    return await sweep_expired(services.jobs, services.store, retention_days, on_deleted=deleted)
 
 
 async def sweep_voiceprints_once(services: Services) -> list[str]:
@@ -71,13 +86,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is not None:
             app.state.services = services
-            async with retention_sweeper(settings, services):
+            async with retention_sweeper(settings, services), search_syncer(services):
                 yield
             return
         opened = await Services.connect(settings)
         app.state.services = opened
         try:
-            async with retention_sweeper(settings, opened):
+            async with retention_sweeper(settings, opened), search_syncer(opened):
                 yield
         finally:
             await opened.close()
@@ -107,6 +122,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         speakers.router,
         corrections.router,
         metrics.router,
+        search.router,
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 

@@ -21,6 +21,7 @@ from core.errors import (
     BadInput,
     Conflict,
     EmptyUpload,
+    ModelUnavailable,
     NotFound,
     ScribeError,
     StageFailed,
@@ -72,6 +73,8 @@ STATUS: tuple[tuple[type[ScribeError], int], ...] = (
     (Conflict, 409),
     (StageFailed, 422),
     (ServiceUnavailable, 503),
+    # The search's query embedder is not installed or configured: the server's to fix.
+    (ModelUnavailable, 503),
 )
 
 _HTTP_CODES = {

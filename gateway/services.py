@@ -13,6 +13,7 @@ from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from events.queue import make_broker
+from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
 from storage.auth import AuthStore
@@ -20,6 +21,7 @@ from storage.calibration import CalibrationStore
 from storage.corrections import CorrectionStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
+from storage.search_index import SearchIndexStore
 from storage.speakers import SpeakerStore
 
 
@@ -40,6 +42,9 @@ class Services:
     graph: StageGraph  # the stages a job runs
     # Signs stream tokens: settings.auth_secret, else the one kept in the database.
     secret: str
+    # The search index (owned by the gateway) and what it holds of each job.
+    search: SearchEngine
+    search_table: SearchIndexStore
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:
@@ -76,9 +81,13 @@ class Services:
             auth=auth,
             graph=graph,
             secret=secret,
+            search=SearchEngine(settings),
+            search_table=SearchIndexStore(pool),
         )
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.search.close()
         with contextlib.suppress(Exception):
             await self.bus.aclose()
         with contextlib.suppress(Exception):

@@ -24,6 +24,7 @@ from core.errors import Conflict, NotFound, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
 from gateway.errors import InvalidRequest, ServiceUnavailable
+from gateway.search import resend_embed
 from gateway.services import Services
 from gateway.transcripts import corrected_result
 
@@ -161,6 +162,7 @@ async def rename_speaker(
     if speaker_id is not None:
         payload["speaker_id"] = speaker_id
     await services.corrections.add_correction(job_id, RENAME_SPEAKER, payload, owner)
+    await resend_embed(services, job_id)  # search shows the new name
     corrected = await corrected_result(services, job_id, owner)
     return next(s for s in corrected.speakers if s.id == label)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,3 +165,15 @@ def load_text_embedder(settings: SearchSettings) -> TextEmbedder:
             )
         return BgeM3OnnxEmbedder(settings.embedder_dir, settings.max_tokens)
     return E5SmallEmbedder()
+
+
+def vectors_to_bytes(vectors: np.ndarray) -> bytes:
+    """float32 rows as a .npy file (the embed artifact's vectors)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def vectors_from_bytes(data: bytes) -> np.ndarray:
+    vectors: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+    return vectors

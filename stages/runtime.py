@@ -21,6 +21,7 @@ from stages.engines.models import ModelManager
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
 from storage.calibration import CalibrationStore
+from storage.corrections import CorrectionStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
 from storage.leases import LeaseStore
@@ -39,6 +40,7 @@ class WorkerState:
     records: ArtifactRecordStore
     speakers: SpeakerStore
     calibration: CalibrationStore
+    corrections: CorrectionStore
     store: ArtifactStore
     bus: EventBus
     models: ModelManager
@@ -68,6 +70,7 @@ class WorkerState:
             records=ArtifactRecordStore(pool),
             speakers=SpeakerStore(pool),
             calibration=CalibrationStore(pool),
+            corrections=CorrectionStore(pool),
             store=ArtifactStore.from_settings(settings),
             bus=EventBus(redis, settings.redis_prefix, maxlen=settings.events_maxlen),
             models=ModelManager(settings),

@@ -85,6 +85,7 @@ def create_broker() -> AsyncBroker:
             await asyncio.to_thread(models.transcriber)
             await asyncio.to_thread(models.diarizer)
             await asyncio.to_thread(models.encoder)
+            await asyncio.to_thread(models.text_embedder)
             log.info("models loaded: %s", models.load_times)
 
     async def shutdown(state: TaskiqState) -> None:

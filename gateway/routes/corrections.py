@@ -34,6 +34,7 @@ from gateway.deps import (
     SettingsDep,
 )
 from gateway.errors import InvalidRequest
+from gateway.search import resend_embed
 from gateway.transcripts import corrected_result
 from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
 
@@ -165,7 +166,9 @@ async def add_correction(
     merge = await services.records.current_artifact(job_id, "merge")
     if merge is not None:  # the indices mean something only for this merged result
         payload["merge_sha256"] = merge.sha256
-    return await services.corrections.add_correction(job_id, body.kind, payload, principal.owner)
+    added = await services.corrections.add_correction(job_id, body.kind, payload, principal.owner)
+    await resend_embed(services, job_id)  # search finds the corrected words
+    return added
 
 
 @router.delete(
@@ -193,4 +196,5 @@ async def undo_correction(
                 f" those first, the latest first: {', '.join(c.id for c in reversed(blocked))}"
             )
     await services.corrections.delete_correction(job_id, correction_id, owner)
+    await resend_embed(services, job_id)
     return Response(status_code=204)

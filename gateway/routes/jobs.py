@@ -18,17 +18,16 @@ from core.settings import Settings
 from events.queue import send_stages
 from gateway.auth import Principal
 from gateway.deps import (
-    BusDep,
     JobId,
     JobStoreDep,
     PrincipalDep,
     ServicesDep,
     SettingsDep,
-    StoreDep,
 )
 from gateway.errors import InvalidRequest
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
+from gateway.search import forget_job
 from gateway.services import Services
 from storage.artifacts import job_prefix, upload_key
 from storage.leases import LeaseStore
@@ -206,13 +205,13 @@ async def get_job(job_id: JobId, jobs: JobStoreDep, principal: PrincipalDep) -> 
 
 
 @router.delete("/{job_id}", status_code=204, summary="Delete a job, its files and events")
-async def delete_job(
-    job_id: JobId, jobs: JobStoreDep, store: StoreDep, bus: BusDep, principal: PrincipalDep
-) -> Response:
+async def delete_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> Response:
+    jobs = services.jobs
     await jobs.get_job(job_id, principal.owner)  # 404 before touching anything
-    await asyncio.to_thread(store.delete_prefix, job_prefix(job_id))
+    await asyncio.to_thread(services.store.delete_prefix, job_prefix(job_id))
     await jobs.delete_job(job_id, principal.owner)
-    await bus.delete(job_id)
+    await services.bus.delete(job_id)
+    await forget_job(services, job_id)
     return Response(status_code=204)
 
 

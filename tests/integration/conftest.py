@@ -148,13 +148,31 @@ class ScribeAPI:
                 if event.type in TERMINAL:
                     break
                 self._check_worker()
+        if got and got[-1].type == "job.succeeded":
+            self.settle(job_id, deadline)
         return got
+
+    def settle(self, job_id: str, deadline: float) -> dict[str, Any]:
+        """The job once the stages after its result (search indexing) are done too, so a
+        test that goes on to look at its artifacts or replay it sees a job at rest."""
+        while True:
+            job = self.job(job_id)
+            if not any(s["status"] in ("queued", "running") for s in job["stages"]):
+                return job
+            if time.monotonic() > deadline:
+                self._check_worker()
+                pytest.fail(f"job {job_id}: stages after the result did not finish: {job}")
+            time.sleep(0.1)
 
     def last_event_id(self, job_id: str) -> str:
         """The id of the newest event of a finished job (its stream is history only)."""
         job = self.job(job_id)
         assert job["status"] in ("succeeded", "failed"), job["status"]
-        history = self.events(job_id, timeout_s=30)
+        # A finished job's stream is its whole history, and ends: read all of it, the
+        # events of stages after the result (which follow job.succeeded) included.
+        resp = self.http.get(f"/v1/jobs/{job_id}/events", timeout=30)
+        assert resp.status_code == 200, resp.text
+        history = list(parse_sse_lines(iter(resp.text.splitlines())))
         assert history and history[-1].id
         return history[-1].id
 

@@ -99,13 +99,7 @@ async def test_upload_creates_job(
     got = await client.get(f"/v1/jobs/{job_id}")
     assert got.status_code == 200
     assert got.json()["id"] == job_id
-    assert [s["stage"] for s in got.json()["stages"]] == [
-        "decode",
-        "diarize",
-        "transcribe",
-        "identify",
-        "merge",
-    ]
+    assert [s["stage"] for s in got.json()["stages"]] == list(DEFAULT_GRAPH.names)
     listed = await client.get("/v1/jobs", params={"limit": 5})
     assert listed.status_code == 200
     assert job_id in [j["id"] for j in listed.json()]
