@@ -132,6 +132,17 @@ class ScribeClient:
         ).json()
         return data
 
+    # ------------------------------------------------------------ search
+
+    def search(self, query: str, **filters: Any) -> dict[str, Any]:
+        params = {"q": query, **{k: v for k, v in filters.items() if v is not None}}
+        data: dict[str, Any] = _check(self.http.get("/v1/search", params=params)).json()
+        return data
+
+    def reindex(self) -> dict[str, Any]:
+        data: dict[str, Any] = _check(self.http.post("/v1/search/reindex")).json()
+        return data
+
     # ------------------------------------------------------------ speakers
 
     def enroll(

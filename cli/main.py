@@ -18,7 +18,7 @@ import httpx
 import typer
 from rich.markup import escape
 
-from cli import calibrate, jobs, keys, run, servers, speakers
+from cli import calibrate, jobs, keys, run, search, servers, speakers
 from cli.common import err, out, use_api_key
 from cli.speakers import parse_expires
 
@@ -32,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Added without a name, a module's commands are the app's own.
-for commands in (run.app, servers.app, jobs.app, calibrate.app):
+for commands in (run.app, servers.app, jobs.app, search.app, calibrate.app):
     app.add_typer(commands)
 app.add_typer(speakers.app, name="speakers")
 app.add_typer(keys.app, name="keys")
