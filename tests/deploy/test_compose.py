@@ -60,7 +60,7 @@ def rendered(binary: Path, *profiles: str) -> dict[str, Any]:
 
 def test_default_profile_from_env_example_is_gpu(compose_bin: Path) -> None:
     services = rendered(compose_bin)["services"]
-    assert set(services) == {"traefik", "gateway", "worker", "redis", "postgres"}
+    assert set(services) == {"traefik", "gateway", "worker", "redis", "postgres", "qdrant"}
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu(compose_bin: Path) -> None:
@@ -109,7 +109,7 @@ def test_services_have_healthchecks_restart_policies_and_named_volumes(
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
-    assert {"data", "models", "postgres", "redis", "minio"} <= set(cfg["volumes"])
+    assert {"data", "models", "postgres", "redis", "qdrant", "minio"} <= set(cfg["volumes"])
     assert cfg["services"]["postgres"]["image"] == "postgres:18"
     assert cfg["services"]["redis"]["image"] == "redis:7-alpine"
     assert cfg["services"]["traefik"]["image"].startswith("traefik:v3")
@@ -139,6 +139,20 @@ def test_upload_limit_is_passed_to_the_gateway(compose_bin: Path) -> None:
     env = rendered(compose_bin)["services"]["gateway"]["environment"]
     example = dotenv(ENV_EXAMPLE)
     assert env["SCRIBE_MAX_UPLOAD_BYTES"] == example["SCRIBE_MAX_UPLOAD_BYTES"]
+
+
+def test_the_gateway_owns_the_search_index_on_the_qdrant_service(compose_bin: Path) -> None:
+    services = rendered(compose_bin, "gpu", "cpu")["services"]
+    qdrant = services["qdrant"]
+    assert qdrant["image"].startswith("qdrant/qdrant:v1.")
+    assert "ports" not in qdrant  # reachable inside the network only
+    assert any(v["target"] == "/qdrant/storage" for v in qdrant["volumes"])
+    gateway = services["gateway"]
+    assert gateway["environment"]["SCRIBE_QDRANT_URL"] == "http://qdrant:6333"
+    assert gateway["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    assert {"postgres", "redis"} <= set(gateway["depends_on"])
+    for worker in ("worker", "worker-cpu"):  # workers never open the index
+        assert "SCRIBE_QDRANT_URL" not in services[worker]["environment"]
 
 
 def test_a_missing_password_fails_validation(compose_bin: Path) -> None:
