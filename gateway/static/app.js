@@ -247,6 +247,48 @@ async function deleteJob(job, name) {
 
 $("jobs-refresh").addEventListener("click", refreshJobs);
 
+// ---------------------------------------------------------------- search across meetings
+
+// A hit opens its job and plays from its moment once the transcript and player are there.
+let pendingSeek = null; // {id, t}
+
+$("search-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const q = $("search-q").value.trim();
+  const status = $("search-status");
+  $("search-results").replaceChildren();
+  if (!q) { setStatus(status, "Type what to look for.", true); return; }
+  setStatus(status, "Searching…");
+  let found;
+  try { found = await api(`/v1/search?q=${encodeURIComponent(q)}&limit=10`); } catch (err) {
+    setStatus(status, err.message, true);
+    return;
+  }
+  setStatus(status, found.hits.length ? "" : "Nothing found.");
+  $("search-results").replaceChildren(...found.hits.map((h) => el("li", {},
+    el("button", {
+      type: "button", class: "hit",
+      onclick: () => openMoment(h.job_id, h.start),
+      "aria-label": `${h.file_name || h.job_id} at ${clock(h.start)}, ${h.speaker}: ${h.text}`,
+    },
+    el("span", { class: "hit-where", text: `${h.file_name || h.job_id} · ${clock(h.start)} · ${h.speaker}` }),
+    el("span", { class: "hit-text", text: h.text })))));
+});
+
+function openMoment(id, t) {
+  if (current?.id === id && current.result) { seek(t); return; }
+  pendingSeek = { id, t };
+  if (location.hash === `#/jobs/${id}`) openJob(id); else location.hash = `#/jobs/${id}`;
+}
+
+function seekWhenReady(jobId) {
+  if (!pendingSeek || pendingSeek.id !== jobId) return;
+  const { t } = pendingSeek;
+  pendingSeek = null;
+  if (player.readyState >= 1) seek(t);
+  else player.addEventListener("loadedmetadata", () => seek(t), { once: true });
+}
+
 // ---------------------------------------------------------------- the selected job
 
 let current = null; // {id, job, source, rows, timer, result}
@@ -532,6 +574,7 @@ async function loadResult(job) {
   mine.corrections = corrections;
   renderResult(result);
   $("result").hidden = false;
+  seekWhenReady(job.id);
 }
 
 // After a correction or an undo: the result and the corrections as they read now.
