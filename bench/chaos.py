@@ -171,6 +171,7 @@ class Chaos:
                 self.last_ids = dict.fromkeys(self.job_ids, "0-0")
                 self._kill_loop()
                 self._wait_all()
+                self._settle(http)
                 report = self._verify(http)
         finally:
             if self.worker is not None:
@@ -308,6 +309,19 @@ class Chaos:
             self._poll(500)
             if self.worker is not None and not self.worker.alive():
                 self._start_worker()  # not ours to lose: a worker that died on its own
+
+    def _settle(self, http: Any) -> None:
+        """After every job's final event, the stages after the result (search indexing)
+        may still run: wait for them (within the deadline) before counting versions."""
+        left = list(self.job_ids)
+        while left and time.monotonic() < self.deadline:
+            job = http.get(f"/v1/jobs/{left[0]}").json()
+            if any(s["status"] in ("queued", "running") for s in job.get("stages", [])):
+                time.sleep(0.2)
+                if self.worker is not None and not self.worker.alive():
+                    self._start_worker()
+            else:
+                left.pop(0)
 
     # ------------------------------------------------------------ verdict
 
