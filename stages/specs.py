@@ -49,11 +49,12 @@ async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, An
     # Enrolling or deleting a person changes the answer, so it changes the key.
     digest = hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()[:16]
     model = await asyncio.to_thread(state.models.encoder_id)
-    # job > SCRIBE_IDENTIFY_THRESHOLD > calibrated for this encoder > default
+    # job > SCRIBE_IDENTIFY_THRESHOLD > calibrated here > shipped for this encoder > default
     threshold, source = resolve_threshold(
         job.params.identify_threshold,
         state.settings.identify_threshold,
         await state.calibration.calibrated_threshold(model),
+        model,
     )
     params = {
         "threshold": threshold,

@@ -141,6 +141,21 @@ def test_threshold_resolution_order() -> None:
     assert identify.resolve_threshold(0.0, None, 0.7) == (0.0, "job")  # 0 is a value, not unset
 
 
+def test_shipped_threshold_for_the_packaged_encoder() -> None:
+    packaged = "campp:campplus_cn_en_common@92f29b94e694"
+    shipped = identify.SHIPPED_THRESHOLDS[packaged]
+    assert identify.resolve_threshold(None, None, None, packaged) == (shipped, "shipped")
+    # a local calibration and the overrides still win over the shipped value
+    assert identify.resolve_threshold(None, None, 0.7, packaged) == (0.7, "calibrated")
+    assert identify.resolve_threshold(None, 0.5, None, packaged) == (0.5, "settings")
+    # other weights (another fingerprint) are not covered by it
+    other = "campp:campplus_cn_en_common@000000000000"
+    assert identify.resolve_threshold(None, None, None, other) == (
+        identify.DEFAULT_THRESHOLD,
+        "default",
+    )
+
+
 def test_calibrated_threshold_meets_the_target_far() -> None:
     same = [0.7, 0.8, 0.9, 0.95]
     different = [i / 100 for i in range(100)]  # 0.00 .. 0.99
