@@ -45,6 +45,21 @@ class ModelSettings(BaseModel):
     embedding_path: Path | None = None  # CAM++ state_dict (.pt)
     clustering_threshold: float = 0.7
     min_cluster_size: int = 12
+    # pyannote's segmentation window step, as a share of its 10 s window: 0.1 embeds every
+    # second ~10 times; 0.5 is ~5x faster and loses a few points of DER (bench/README.md).
+    segmentation_step: float = Field(default=0.1, gt=0.0, le=1.0)
+    # Which packaged recipe diarizes (when diarization_pipeline_dir is unset):
+    # "pyannote": segmentation-3.0 + CAM++ in pyannote's pipeline, centroid AHC;
+    # "windowed": speech regions -> 1.5 s CAM++ windows -> spectral clustering
+    # (stages/engines/windowed.py), 4-6x cheaper on CPU;
+    # "auto": pyannote below windowed_above_s of audio, windowed from there on (where each
+    # measured best, bench/README.md "Diarization speed").
+    diarizer: Literal["auto", "pyannote", "windowed"] = "pyannote"
+    windowed_above_s: float = Field(default=120.0, ge=0.0)
+    # The windowed recipe's speech detector ("pyannote": segmentation-3.0, better on
+    # far-field audio; "silero": cheaper) and its window step in seconds.
+    windowed_vad: Literal["pyannote", "silero"] = "pyannote"
+    windowed_shift_s: float = Field(default=0.75, gt=0.0, le=1.5)
     # Load every model when the worker starts instead of on first use.
     preload: bool = False
     # The residency budget: models that stay loaded between tasks. The others are unloaded

@@ -20,12 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from core.errors import ModelUnavailable
 from core.settings import MODEL_NAMES, Settings
 from search.embedder import TextEmbedder, load_text_embedder
 from stages.engines.base import Diarizer, SpeakerEncoder, Transcriber
+
+if TYPE_CHECKING:
+    from stages.engines.windowed import WindowedOptions
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -147,13 +150,38 @@ class ModelManager:
         m = self.settings.models
         if m.diarization_pipeline_dir is not None:
             return pa.pipeline_model_id(m.diarization_pipeline_dir, self._fingerprints)
+        if m.diarizer == "pyannote":
+            return self._recipe_id()
+        from stages.engines.windowed import auto_model_id, windowed_model_id
+
+        short_id = self._recipe_id() if m.diarizer == "auto" else ""
+        long_id = windowed_model_id(
+            self.embedding_path(), self.windowed_options(), self._fingerprints
+        )
+        return (
+            long_id
+            if m.diarizer == "windowed"
+            else auto_model_id(short_id, long_id, m.windowed_above_s)
+        )
+
+    def _recipe_id(self) -> str:
+        from stages.engines import pyannote as pa
+
+        m = self.settings.models
         return pa.recipe_model_id(
             self.segmentation_path(),
             self.embedding_path(),
             threshold=m.clustering_threshold,
             min_cluster_size=m.min_cluster_size,
+            segmentation_step=m.segmentation_step,
             fingerprint_cache=self._fingerprints,
         )
+
+    def windowed_options(self) -> WindowedOptions:
+        from stages.engines.windowed import WindowedOptions
+
+        m = self.settings.models
+        return WindowedOptions(vad=m.windowed_vad, shift_s=m.windowed_shift_s)
 
     def encoder_id(self) -> str:
         if self.fake():
@@ -202,14 +230,39 @@ class ModelManager:
                     device=self.device(),
                     fingerprint_cache=self._fingerprints,
                 )
-            return PyannoteDiarizer.from_recipe(
+            if m.diarizer == "windowed":
+                from stages.engines.windowed import WindowedDiarizer
+
+                return WindowedDiarizer(
+                    self.embedding_path(),
+                    self.segmentation_path() if m.windowed_vad == "pyannote" else None,
+                    options=self.windowed_options(),
+                    device=self.device(),
+                    fingerprint_cache=self._fingerprints,
+                )
+            recipe = PyannoteDiarizer.from_recipe(
                 self.segmentation_path(),
                 self.embedding_path(),
                 threshold=m.clustering_threshold,
                 min_cluster_size=m.min_cluster_size,
+                segmentation_step=m.segmentation_step,
                 device=self.device(),
                 fingerprint_cache=self._fingerprints,
             )
+            if m.diarizer == "pyannote":
+                return recipe
+            from stages.engines.windowed import AutoDiarizer, WindowedDiarizer
+
+            long = WindowedDiarizer(
+                self.embedding_path(),
+                self.segmentation_path() if m.windowed_vad == "pyannote" else None,
+                options=self.windowed_options(),
+                device=self.device(),
+                fingerprint_cache=self._fingerprints,
+                # one CAM++ and one segmentation model in memory, not two of each
+                shared=(recipe.pipeline._embedding, recipe.pipeline._segmentation.model),
+            )
+            return AutoDiarizer(recipe, long, m.windowed_above_s)
 
         return self._once("diarizer", load)
 

@@ -67,6 +67,7 @@ def recipe_model_id(
     *,
     threshold: float,
     min_cluster_size: int,
+    segmentation_step: float = 0.1,
     fingerprint_cache: Path | None = None,
 ) -> str:
     seg = _require(
@@ -77,7 +78,8 @@ def recipe_model_id(
     seg_id = f"{segmentation_path.name}@{weights_fingerprint(seg, fingerprint_cache)}"
     emb_id = campp_model_id(embedding_path, fingerprint_cache)
     # Clustering options change the output, so they belong to the id (and the artifact key).
-    return f"pyannote:{seg_id}+{emb_id}/ahc-centroid-t{threshold:g}-m{min_cluster_size}"
+    step = "" if segmentation_step == 0.1 else f"-step{segmentation_step:g}"
+    return f"pyannote:{seg_id}+{emb_id}/ahc-centroid-t{threshold:g}-m{min_cluster_size}{step}"
 
 
 def pipeline_model_id(pipeline_dir: Path, fingerprint_cache: Path | None = None) -> str:
@@ -186,6 +188,7 @@ class PyannoteDiarizer:
         *,
         threshold: float = 0.7,
         min_cluster_size: int = 12,
+        segmentation_step: float = 0.1,
         device: str = "cpu",
         fingerprint_cache: Path | None = None,
     ) -> PyannoteDiarizer:
@@ -194,6 +197,7 @@ class PyannoteDiarizer:
             embedding_path,
             threshold=threshold,
             min_cluster_size=min_cluster_size,
+            segmentation_step=segmentation_step,
             fingerprint_cache=fingerprint_cache,
         )
         _import_pyannote()
@@ -214,6 +218,8 @@ class PyannoteDiarizer:
             plda=PLDA.__new__(PLDA),  # required by the constructor, unused by AHC (pitfall 2)
             clustering="AgglomerativeClustering",
             embedding_exclude_overlap=True,
+            # a step of 0.1 window (pyannote's default) embeds every second ~10 times
+            segmentation_step=segmentation_step,
         )
         del pipe._embedding  # unregister the placeholder so pipe.to() leaves it alone
         pipe._embedding = CamppEmbedding(embedding_path, device)
