@@ -31,7 +31,8 @@ def test_worker_rss_is_flat_over_20_jobs(
         for n in range(JOBS):
             job_id, events = api.run(short_audio, timeout_s=180)
             assert events[-1].type == "job.succeeded", [e.type for e in events]
-            assert started_per_stage(events) == dict.fromkeys(DEFAULT_GRAPH.names, 1)
+            # Followed to job.succeeded: each stage of the result once.
+            assert started_per_stage(events) == dict.fromkeys(DEFAULT_GRAPH.result_stages, 1)
             # Spawned, not forked: only children started by spawn_main are counted.
             kids = worker_children(system.worker.proc.pid)
             assert len(kids) == 1, kids
