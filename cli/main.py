@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from cli import calibrate, jobs, keys, run, search, servers, speakers
 from cli.common import err, out, use_api_key
+from cli.lifeline import exit_on_termination
 from cli.speakers import parse_expires
 
 # `out` and `parse_expires` are reached as cli.main.out / cli.main.parse_expires too.
@@ -53,6 +54,7 @@ def _options(
 
 
 def main() -> None:
+    exit_on_termination()
     try:
         app()
     except httpx.TimeoutException as exc:

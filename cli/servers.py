@@ -21,7 +21,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
     """Run the gateway and a worker (and embedded PostgreSQL/Redis when no URL is set)."""
-    from cli.local import LocalSystem
+    from cli.local import STOP_GRACE_S, LocalSystem
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -31,6 +31,7 @@ def serve(
         port=port,
         workers=workers,
         worker_log=settings.data_dir / "worker.log",
+        shutdown_timeout=STOP_GRACE_S,
     )
     with err.status("Starting Scribe…"):
         system.start()
@@ -43,7 +44,7 @@ def serve(
             if system.worker is not None and not system.worker.alive():
                 err.print("[red]The worker stopped; see the worker log.[/]")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C; SIGTERM and SIGHUP end us by SystemExit (cli.main)
         pass
     finally:
         with err.status("Stopping…"):

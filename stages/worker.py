@@ -49,6 +49,25 @@ def pin_gpu(settings: Settings, index: int, environ: MutableMapping[str, str]) -
     return gpu
 
 
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In a process taskiq's process manager started (the one that holds the models and
+    runs stages): have the kernel send `sig` when the manager dies. It stops its children
+    when it is stopped; killed, it cannot, and a child left alone would go on computing.
+    Linux only (prctl PR_SET_PDEATHSIG); nothing elsewhere or outside a taskiq child."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    if libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        return
+    if os.getppid() != parent.pid:  # it died before the call above
+        os.kill(os.getpid(), sig)
+
+
 def create_broker() -> AsyncBroker:
     """Broker factory, imported by each worker process (settings read once, here)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,6 +79,7 @@ def create_broker() -> AsyncBroker:
     # setting in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = Settings()
+    die_with_parent()
     index = worker_index(multiprocessing.current_process().name)
     if "torch" in sys.modules:  # a GPU pin or a fork-safe start would come too late
         log.warning("torch was imported before the worker's broker factory ran")

@@ -356,6 +356,18 @@ class LeaseStore:
                 )
         return [(str(r["job_id"]), r["stage"]) for r in rows]
 
+    async def expire_all(self) -> int:
+        """End every lease now, for a database whose workers are all known to be dead (the
+        embedded one, when the process starting workers on it finds no other: see
+        cli/local.py): their stages are taken over by the next reaper round instead of
+        after a lease TTL. The number of leases ended."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "UPDATE job_stages SET lease_expires_at = now() - interval '1 second'"
+                " WHERE status = 'running' RETURNING 1"
+            )
+        return len(rows)
+
     async def stalled(self, stall_after_s: float, limit: int = 50) -> list[Stalled]:
         """Unfinished jobs with nothing recorded for `stall_after_s` and stages that may
         run now (queued, inputs done): their message may have been lost (a worker killed
