@@ -38,6 +38,9 @@ class ModelSettings(BaseModel):
     asr_compute_type: str = "int8"
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
+    # > 0: decode this many VAD speech pieces at once (faster-whisper's batched pipeline);
+    # 0: the sequential decoder (bench/README.md "Transcription" has both measured).
+    asr_batch_size: int = Field(default=0, ge=0, le=64)
     # A full pyannote pipeline directory (config.yaml), e.g. speaker-diarization-3.1 on disk.
     # When set it replaces the packaged segmentation + CAM++ recipe below.
     diarization_pipeline_dir: Path | None = None

@@ -40,6 +40,8 @@ async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, 
         "vad_filter": True,
         "compute_type": m.asr_compute_type,
     }
+    if m.asr_batch_size:  # other words and timings: another artifact (absent: sequential)
+        params["batch_size"] = m.asr_batch_size
     return params, await asyncio.to_thread(state.models.transcriber_id)
 
 

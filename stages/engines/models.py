@@ -210,6 +210,7 @@ class ModelManager:
                 device=self.device(),
                 compute_type=m.asr_compute_type,
                 cpu_threads=m.asr_cpu_threads,
+                batch_size=m.asr_batch_size,
                 fingerprint_cache=self._fingerprints,
             )
 

@@ -39,8 +39,12 @@ class FasterWhisperTranscriber:
         compute_type: str = "int8",
         cpu_threads: int = 0,
         *,
+        batch_size: int = 0,
         fingerprint_cache: Path | None = None,
     ) -> None:
+        """batch_size > 0: faster-whisper's BatchedInferencePipeline, which cuts the
+        speech found by its VAD into <= 30 s pieces and decodes `batch_size` of them at
+        once, instead of the sequential 30 s windows conditioned on the previous text."""
         self.model_id = whisper_model_id(model_dir, fingerprint_cache)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a missing file hit the hub
         from faster_whisper import WhisperModel
@@ -49,6 +53,12 @@ class FasterWhisperTranscriber:
         self._model = WhisperModel(
             str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )
+        self.batch_size = batch_size
+        self._batched: Any = None
+        if batch_size > 0:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
 
     def transcribe(
         self,
@@ -61,15 +71,26 @@ class FasterWhisperTranscriber:
     ) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         progress("transcribe", 0.0, 1.0)
-        segments_iter, info = self._model.transcribe(
-            audio,
-            language=language,
-            beam_size=beam_size,
-            word_timestamps=True,
-            # A single temperature: no sampling fallback, so reruns give the same words.
-            temperature=0.0,
-            vad_filter=vad_filter,
-        )
+        if self._batched is not None:
+            segments_iter, info = self._batched.transcribe(
+                audio,
+                language=language,
+                beam_size=beam_size,
+                word_timestamps=True,
+                temperature=0.0,
+                vad_filter=True,  # the batches are the VAD's speech pieces
+                batch_size=self.batch_size,
+            )
+        else:
+            segments_iter, info = self._model.transcribe(
+                audio,
+                language=language,
+                beam_size=beam_size,
+                word_timestamps=True,
+                # A single temperature: no sampling fallback, so reruns give the same words.
+                temperature=0.0,
+                vad_filter=vad_filter,
+            )
         segments: list[TranscriptSegment] = []
         for seg in segments_iter:  # a generator: the decoding happens in this loop
             segments.append(_segment(seg))

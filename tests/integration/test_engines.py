@@ -179,3 +179,18 @@ def test_enrolled_speakers_are_identified_in_a_small_meeting(
     named = {m.label: (m.speaker_id, m.score) for m in result.matches}
     assert named["S1"][0] == "vp-1998" and named["S2"][0] == "vp-2033", named
     assert all(score is not None and score > 0.8 for _, score in named.values())
+
+
+def test_batched_transcriber_hears_jfk_like_the_sequential_one(
+    models: ModelManager, wav_dir: Path
+) -> None:
+    from stages.engines.whisper import FasterWhisperTranscriber
+
+    audio = load(AUDIO / "jfk" / "jfk.flac", wav_dir)
+    batched = FasterWhisperTranscriber(models.asr_dir(), batch_size=8)
+    result = transcribe.run(audio, TranscribeParams(), batched, lambda *a: None)
+    text = normalise(" ".join(s.text for s in result.segments))
+    assert "ask not what your country can do for you" in text
+    words = [w for s in result.segments for w in s.words]
+    assert len(words) == 22 and all(a.start <= b.start for a, b in pairwise(words))
+    assert words[-1].end <= result.duration_s + 0.05
