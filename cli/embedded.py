@@ -237,20 +237,24 @@ class EmbeddedPostgres:
 
 
 def _terminate(pid: int, signals: list[signal.Signals], timeout: float) -> None:
+    """Send each signal in turn until the process has exited, then SIGKILL. A daemon that
+    exited is a zombie until init reaps it, which may take a while: exited is enough."""
     try:
-        proc = psutil.Process(pid)
+        created = _created(pid)
     except psutil.NoSuchProcess:
         return
-    for sig in signals:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(sig)
-        with contextlib.suppress(psutil.TimeoutExpired):
-            proc.wait(timeout / len(signals))
+    for sig in [*signals, signal.SIGKILL]:
+        if sig == signal.SIGKILL:
+            log.warning("pid %d did not stop in %.0f s; killing it", pid, timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + (timeout / len(signals) if sig != signal.SIGKILL else 5)
+        while process_alive(pid, created):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        else:
             return
-    log.warning("pid %d did not stop in %.0f s; killing it", pid, timeout)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc.kill()
-        proc.wait(5)
 
 
 # ---------------------------------------------------------------- users
@@ -287,6 +291,8 @@ def reap(data_dir: Path, gone_pid: int | None = None) -> bool:
     """Drop the users that died without leaving, and every handle of `gone_pid` (a process
     that has exited or is exiting: what its lifeline does); stop the servers when no user
     is left. True when they were stopped."""
+    if not (data_dir / LOCK_FILE).exists():
+        return False  # never used, or removed since: nothing to stop, nothing to re-create
     with locked(data_dir):
         return _leave_locked(data_dir, lambda u: u.pid == gone_pid)
 

@@ -31,8 +31,9 @@ from tests.databases import own_settings
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDING = "ami/trn00.flac"  # 30 s, three speakers: its stages take a while
-GONE_WITHIN_S = 15.0
+RECORDING = "jfk/jfk.flac"  # 11 s; diarize loads its models first, so it runs a while
+# A bound on the wait, not a figure: the time taken is printed (README, Production).
+GONE_WITHIN_S = 60.0
 
 
 def processes_of(data_dir: Path) -> list[psutil.Process]:
@@ -107,7 +108,7 @@ class Serve:
             time.sleep(0.1)
         pytest.fail(f"no stage after decode started within {timeout} s")
 
-    def wait_status(self, job_id: str, timeout: float = 240) -> dict[str, object]:
+    def wait_status(self, job_id: str, timeout: float = 600) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         job = self.job(job_id)
         while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -134,7 +135,7 @@ def test_nothing_is_left_and_the_job_finishes_after_the_next_start(
     first = Serve(data_dir, log)
     try:
         data = (audio_dir / RECORDING).read_bytes()
-        resp = first.http.post("/v1/jobs", files={"file": ("meeting.flac", data)})
+        resp = first.http.post("/v1/jobs", files={"file": ("jfk.flac", data)})
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["id"]
         stage = first.wait_running(job_id)
