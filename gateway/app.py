@@ -10,11 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from core.settings import Settings
-from gateway import errors
+from gateway import errors, page
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
 from gateway.routes import (
@@ -126,9 +125,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-
+    page.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

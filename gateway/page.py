@@ -1,7 +1,7 @@
 """The browser page: web/'s static export (`npm run build` in web/, which scripts/install.sh
 runs), served at `/` with its assets under `/_next/`. No Node process runs here.
 
-Without a build, `/` says how to make one instead of failing; the API works either way.
+Without a build, `/` says how to make one instead; the API works either way.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def install(app: FastAPI, page_dir: Path = PAGE_DIR) -> None:
     async def index() -> Response:
         index_html = page_dir / "index.html"
         if not index_html.is_file():
-            return HTMLResponse(NOT_BUILT, status_code=503)
+            return HTMLResponse(NOT_BUILT)
         # The HTML names the current build's hashed assets: never cached; the assets are.
         return FileResponse(
             index_html, media_type="text/html", headers={"Cache-Control": "no-cache"}

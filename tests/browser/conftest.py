@@ -24,6 +24,7 @@ import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
+from gateway.page import PAGE_DIR
 from tests.databases import create_database, drop_database
 
 if TYPE_CHECKING:
@@ -91,16 +92,26 @@ def run_async(coro: Callable[[], Coroutine[object, object, None]]) -> None:
     off_loop(lambda: asyncio.run(coro()))
 
 
-@pytest.fixture(scope="module")
-def page_system(
-    settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+def page_built() -> None:
+    """The page is web/'s static export (scripts/install.sh builds it when Node.js is there)."""
+    if not (PAGE_DIR / "index.html").is_file():
+        pytest.skip("the page is not built (scripts/web.sh; it needs Node.js 20.19+ and npm)")
+
+
+def own_system(
+    settings: Settings,
+    pg_admin_dsn: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    suffix: str,
+    *,
+    worker: bool,
 ) -> Iterator[LocalSystem]:
-    """Gateway + one worker process with a database, prefix and storage of their own."""
+    """A gateway (and a worker process) with a database, prefix and storage of their own."""
     assert settings.redis_url
-    suffix = "page"
+    page_built()
     db_name = f"{settings.redis_prefix.replace('-', '_')}_{suffix}"
     run_async(lambda: create_database(pg_admin_dsn, db_name))
-    data_dir = tmp_path_factory.mktemp("scribe-page")
+    data_dir = tmp_path_factory.mktemp(f"scribe-{suffix}")
     own = settings.model_copy(
         update={
             "data_dir": data_dir,
@@ -110,7 +121,7 @@ def page_system(
         }
     )
     log = data_dir / "worker.log"
-    local = LocalSystem(own, worker_log=log)
+    local = LocalSystem(own, worker=worker, worker_log=log)
     try:
         off_loop(local.start)
         yield local
@@ -134,6 +145,22 @@ def page_system(
             if keys:
                 r.delete(*keys)
             r.close()
+
+
+@pytest.fixture(scope="module")
+def page_system(
+    settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalSystem]:
+    """Gateway + one worker process with a database, prefix and storage of their own."""
+    yield from own_system(settings, pg_admin_dsn, tmp_path_factory, "page", worker=True)
+
+
+@pytest.fixture(scope="module")
+def page_gateway(
+    settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalSystem]:
+    """A gateway alone (jobs stored directly, no stage runs), its own database and prefix."""
+    yield from own_system(settings, pg_admin_dsn, tmp_path_factory, "page_gw", worker=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import { Replay } from "./Replay";
 import { Result } from "./Result";
 import { Stages as StagesBlock } from "./Stages";
 
+const ON_THE_WAY = new Set(["queued", "running"]);
+
 interface Props {
   id: string;
   at: number | null;
@@ -69,6 +71,20 @@ export function JobView({ id, at, stages, people, onJobChanged, onPeopleChanged 
     [onJobChanged, t],
   );
   useJobEvents(id, run, onEvent, onEnd);
+
+  // Stages that run after the result (search indexing): followed from the job store until
+  // they end, so the page never shows one as waiting for good.
+  const after = job !== null && job.status === "succeeded" && run === null && (job.stages ?? []).some((s) => ON_THE_WAY.has(s.status));
+  useEffect(() => {
+    if (!after) return;
+    const timer = setInterval(async () => {
+      const j = await Api.job(id).catch(() => null);
+      if (!j) return;
+      setRows((r) => rowsFromJob(r, j));
+      if (!(j.stages ?? []).some((s) => ON_THE_WAY.has(s.status))) setJob(j);
+    }, 1500);
+    return () => clearInterval(timer);
+  }, [after, id]);
 
   if (missing !== null) {
     return (

@@ -135,6 +135,7 @@ function RenameForm({ speaker, shown, people, onCancel, onSave, setStatus }: For
   return (
     <form
       className="rename-form"
+      noValidate
       onSubmit={(e) => void submit(e)}
       onKeyDown={(e) => {
         if (e.key === "Escape") onCancel();

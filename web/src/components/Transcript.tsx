@@ -65,7 +65,7 @@ export function Transcript({ ref, jobId, result, colour, names, now, onSeek, onP
 
   return (
     <div id="transcript-scroll" className="transcript-scroll" ref={scroller} tabIndex={0} role="region" aria-label={t.transcriptScroll}>
-      <ol id="transcript" className="transcript" aria-label={t.transcript} style={{ height: virtual.getTotalSize() }}>
+      <ol id="transcript" className="transcript" aria-label={t.transcript} data-paragraphs={paras.length} style={{ height: virtual.getTotalSize() }}>
         {virtual.getVirtualItems().map((item) => {
           const p = paras[item.index]!;
           const inside = (i: number | null | undefined) => (i != null && i >= p.first && i <= p.last ? i : null);
