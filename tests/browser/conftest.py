@@ -175,3 +175,12 @@ def speech_sample() -> Path:
     if not sample.exists():
         pytest.skip("pyannote.audio's sample.wav is not installed")
     return sample
+
+
+@pytest.fixture(scope="module")
+def page_gateway_with_keys(
+    settings: Settings, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalSystem]:
+    """A gateway alone with API keys on (auth on), its own database and prefix."""
+    keyed = settings.model_copy(update={"auth": "on"})
+    yield from own_system(keyed, pg_admin_dsn, tmp_path_factory, "page_keys", worker=False)

@@ -29,21 +29,8 @@ type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
   ? T
   : never;
 
-// Search across meetings: GET /v1/search (its shape as the search route answers it).
-export interface SearchAnswer {
-  query: string;
-  model: string;
-  hits: SearchHit[];
-}
-export interface SearchHit {
-  job_id: string;
-  file_name: string | null;
-  segment_index: number;
-  start: number;
-  end: number;
-  speaker: string | null;
-  text: string;
-  score: number;
-}
+// Search across meetings: GET /v1/search.
+export type SearchAnswer = Schemas["SearchResponse"];
+export type SearchHit = Schemas["SearchHitOut"];
 
 export type JobList = Ok<"/v1/jobs", "get">;
