@@ -23,8 +23,9 @@ from core.events import JobEvent
 from core.graph import StageGraph
 from events.queue import send_stages
 from gateway.services import Services
-from search.index import SearchHit
+from search.index import IndexedArtifact, SearchHit
 from storage.leases import LeaseStore
+from storage.search_index import Indexed
 
 log = logging.getLogger("scribe.search")
 
@@ -114,9 +115,25 @@ async def forget_job(services: Services, job_id: str) -> None:
     index cannot be reached, the sync loop removes them later (it finds rows of jobs that
     are gone)."""
     try:
-        if not await services.search_table.known(job_id):
-            return  # nothing was indexed (a job being indexed now is caught by the loop)
-        await asyncio.to_thread(services.search.index().delete_job, job_id)
-        await services.search_table.forget(job_id)
+        await forget_indexed(services, job_id, *await services.search_table.entry(job_id))
     except Exception:
         log.exception("could not remove job %s from the search index; retrying later", job_id)
+
+
+async def forget_indexed(
+    services: Services, job_id: str, has_row: bool, indexed: Indexed | None
+) -> None:
+    """Remove what the index holds of a job (by point id), then its row. No row: nothing
+    was indexed (a job being indexed right now is caught by the sync loop's next pass)."""
+    artifact = artifact_of(indexed)
+    if artifact is not None:
+        index = services.search.index()
+        await asyncio.to_thread(index.delete_artifact, job_id, artifact)
+    if has_row:
+        await services.search_table.forget(job_id)
+
+
+def artifact_of(indexed: Indexed | None) -> IndexedArtifact | None:
+    if indexed is None:
+        return None
+    return IndexedArtifact(indexed.model_id, indexed.artifact_id, indexed.passages)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from core.artifacts import SearchPassages
-from gateway.search import embed_stage, resend_embed
+from gateway.search import artifact_of, embed_stage, forget_indexed, resend_embed
 from gateway.services import Services
 from search.embedder import vectors_from_bytes
 from search.index import IndexedJob
@@ -35,9 +35,8 @@ async def sync_once(services: Services) -> int:
     if stage is None:
         return 0
     table = services.search_table
-    for job_id in await table.gone():
-        await asyncio.to_thread(services.search.index().delete_job, job_id)
-        await table.forget(job_id)
+    for job_id, held in await table.gone():
+        await forget_indexed(services, job_id, True, held)
     indexed = 0
     for item in await table.to_index(stage):
         try:
@@ -58,7 +57,12 @@ def _index_one(services: Services, item: ToIndex) -> tuple[str, int]:
     vectors = vectors_from_bytes(store.get_bytes(store.key_of(doc.vectors_uri)))
     job = IndexedJob(item.job_id, item.owner, item.file_name, item.created_at)
     count = services.search.index().upsert_job(
-        job, doc.passages, vectors, model_id=doc.model, artifact_id=item.artifact_id
+        job,
+        doc.passages,
+        vectors,
+        model_id=doc.model,
+        artifact_id=item.artifact_id,
+        replaces=artifact_of(item.indexed),
     )
     log.info("search: indexed %d passage(s) of job %s (%s)", count, item.job_id, doc.model)
     return doc.model, count

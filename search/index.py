@@ -31,6 +31,7 @@ from qdrant_client import QdrantClient, models
 from core.artifacts import Passage
 
 COLLECTION_PREFIX = "scribe_passages"
+UPSERT_BATCH = 16
 # A fixed namespace: the same passage of the same artifact is the same point everywhere.
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-93b1-4d5e-a4c2-5e0b8d7f3a10")
 
@@ -55,6 +56,16 @@ class IndexedJob:
     owner: str | None  # the tenant; None: the single-user owner
     file_name: str | None
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IndexedArtifact:
+    """What the index holds of a job: the points of one embed artifact (their ids follow
+    from job, passage index and artifact id, so they can be removed without a search)."""
+
+    model_id: str
+    artifact_id: str
+    passages: int
 
 
 @dataclass(frozen=True)
@@ -129,50 +140,62 @@ class SearchIndex:
         *,
         model_id: str,
         artifact_id: str,
+        replaces: IndexedArtifact | None = None,
     ) -> int:
-        """Index one embed artifact of a job; then drop the job's points of any other
-        artifact, in every collection. Idempotent. Returns how many passages it indexed."""
+        """Index one embed artifact of a job, then drop the points of the artifact it
+        `replaces` (the one indexed before, if any; by id, as a filtered delete in local
+        mode reads every point). Idempotent. Returns how many passages it indexed."""
         if len(passages) != len(vectors):
             raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
         created = job.created_at.timestamp() if job.created_at else None
-        with self._lock:
-            if passages:
-                name = self.ensure_collection(model_id, dim)
-                points = [
-                    models.PointStruct(
-                        id=point_id(job.job_id, p.index, artifact_id),
-                        vector=[float(x) for x in v],
-                        payload={
-                            "owner": job.owner or "",
-                            "job_id": job.job_id,
-                            "file_name": job.file_name,
-                            "created_at": created,
-                            "segment_index": p.segment_index,
-                            "segment_indices": p.segment_indices,
-                            "start": p.start,
-                            "end": p.end,
-                            "speaker_id": p.speaker_id,
-                            "speaker_name": p.speaker_name,
-                            "text": p.text,
-                            "model": model_id,
-                            "artifact_id": artifact_id,
-                        },
-                    )
-                    for p, v in zip(passages, vectors, strict=True)
-                ]
-                for i in range(0, len(points), 256):
-                    self.client.upsert(name, points=points[i : i + 256], wait=True)
-            self._delete(
-                models.Filter(
-                    must=[_match("job_id", job.job_id)],
-                    must_not=[_match("artifact_id", artifact_id)],
+        if passages:
+            name = self.ensure_collection(model_id, dim)
+            points = [
+                models.PointStruct(
+                    id=point_id(job.job_id, p.index, artifact_id),
+                    vector=[float(x) for x in v],
+                    payload={
+                        "owner": job.owner or "",
+                        "job_id": job.job_id,
+                        "file_name": job.file_name,
+                        "created_at": created,
+                        "segment_index": p.segment_index,
+                        "segment_indices": p.segment_indices,
+                        "start": p.start,
+                        "end": p.end,
+                        "speaker_id": p.speaker_id,
+                        "speaker_name": p.speaker_name,
+                        "text": p.text,
+                        "model": model_id,
+                        "artifact_id": artifact_id,
+                    },
                 )
-            )
+                for p, v in zip(passages, vectors, strict=True)
+            ]
+            # Small batches, the lock taken for each: local mode writes every point in a
+            # transaction of its own (tens of points a second on a slow disk), and a search
+            # must not wait for a whole meeting's passages.
+            for i in range(0, len(points), UPSERT_BATCH):
+                with self._lock:
+                    self.client.upsert(name, points=points[i : i + UPSERT_BATCH], wait=True)
+        if replaces is not None and replaces.artifact_id != artifact_id:
+            self.delete_artifact(job.job_id, replaces)
         return len(passages)
 
+    def delete_artifact(self, job_id: str, artifact: IndexedArtifact) -> None:
+        """The points of one indexed embed artifact of a job."""
+        name = collection_name(artifact.model_id)
+        ids: list[models.ExtendedPointId] = [
+            point_id(job_id, i, artifact.artifact_id) for i in range(artifact.passages)
+        ]
+        with self._lock:
+            if ids and self.client.collection_exists(name):
+                self.client.delete(name, points_selector=models.PointIdsList(points=ids), wait=True)
+
     def delete_job(self, job_id: str) -> None:
-        """Every passage of the job, in every collection."""
+        """Every passage of the job, in every collection, whatever made it (a filtered
+        delete: it reads every point in local mode; `delete_artifact` does not)."""
         with self._lock:
             self._delete(models.Filter(must=[_match("job_id", job_id)]))
 

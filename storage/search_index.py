@@ -17,6 +17,15 @@ from storage.sql import mine, owner_id, parse_id
 
 
 @dataclass(frozen=True)
+class Indexed:
+    """The embed artifact the index holds for a job: its model, id and passage count."""
+
+    model_id: str
+    artifact_id: str
+    passages: int
+
+
+@dataclass(frozen=True)
 class ToIndex:
     """A job whose current embed artifact the index does not hold yet."""
 
@@ -26,6 +35,13 @@ class ToIndex:
     created_at: datetime
     artifact_id: str
     artifact_uri: str
+    indexed: Indexed | None  # what the index holds of it now
+
+
+def _indexed(row: asyncpg.Record) -> Indexed | None:
+    if row["indexed_artifact"] is None or row["model_id"] is None:
+        return None
+    return Indexed(row["model_id"], str(row["indexed_artifact"]), row["passages"])
 
 
 class SearchIndexStore:
@@ -37,7 +53,8 @@ class SearchIndexStore:
         indexed one, oldest change first."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT j.id, j.owner, j.filename, j.created_at, a.id AS artifact_id, a.uri"
+                "SELECT j.id, j.owner, j.filename, j.created_at, a.id AS artifact_id, a.uri,"
+                " i.artifact_id AS indexed_artifact, i.model_id, i.passages"
                 " FROM job_stages s JOIN jobs j ON j.id = s.job_id"
                 " JOIN artifacts a ON a.id = s.artifact_id"
                 " LEFT JOIN search_index i ON i.job_id = s.job_id"
@@ -55,6 +72,7 @@ class SearchIndexStore:
                 created_at=r["created_at"],
                 artifact_id=str(r["artifact_id"]),
                 artifact_uri=r["uri"],
+                indexed=_indexed(r),
             )
             for r in rows
         ]
@@ -71,23 +89,27 @@ class SearchIndexStore:
                 passages,
             )
 
-    async def gone(self, limit: int = 100) -> list[str]:
+    async def gone(self, limit: int = 100) -> list[tuple[str, Indexed | None]]:
         """Index entries of jobs that no longer exist (deleted by their owner, retention,
-        or while their passages were being indexed)."""
+        or while their passages were being indexed), with what the index holds of each."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT i.job_id FROM search_index i"
+                "SELECT i.job_id, i.artifact_id AS indexed_artifact, i.model_id, i.passages"
+                " FROM search_index i"
                 " WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = i.job_id) LIMIT $1",
                 limit,
             )
-        return [str(r["job_id"]) for r in rows]
+        return [(str(r["job_id"]), _indexed(r)) for r in rows]
 
-    async def known(self, job_id: str) -> bool:
+    async def entry(self, job_id: str) -> tuple[bool, Indexed | None]:
+        """Whether the table has a row for the job, and what the index holds of it."""
         async with self.pool.acquire() as conn:
-            got = await conn.fetchval(
-                "SELECT 1 FROM search_index WHERE job_id = $1", parse_id(job_id)
+            row = await conn.fetchrow(
+                "SELECT artifact_id AS indexed_artifact, model_id, passages"
+                " FROM search_index WHERE job_id = $1",
+                parse_id(job_id),
             )
-        return got is not None
+        return (row is not None, _indexed(row) if row is not None else None)
 
     async def forget(self, job_id: str) -> None:
         async with self.pool.acquire() as conn:

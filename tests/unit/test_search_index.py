@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.artifacts import Passage
-from search.index import IndexedJob, SearchIndex
+from search.index import IndexedArtifact, IndexedJob, SearchIndex
 
 MODEL = "test-model@1"
 DIM = 8
@@ -93,13 +93,21 @@ def test_a_new_artifact_replaces_the_old_points_and_reindexing_is_idempotent(
     index.upsert_job(job("a", "t"), passages(3), vectors, model_id=MODEL, artifact_id="old")
     assert index.count(MODEL, job_id="a") == 3
     renamed = passages(2, "S1", "Bob")
-    index.upsert_job(job("a", "t"), renamed, vectors[:2], model_id=MODEL, artifact_id="new")
+    old = IndexedArtifact(MODEL, "old", 3)
+    index.upsert_job(
+        job("a", "t"), renamed, vectors[:2], model_id=MODEL, artifact_id="new", replaces=old
+    )
     assert index.count(MODEL, job_id="a") == 2
     assert {h.speaker for h in index.query(MODEL, unit(0), owner="t")} == {"Bob"}
     # A new embedding model: the job moves to that model's collection.
     other = np.stack([np.ones(4, dtype=np.float32) / 2] * 2)
-    index.upsert_job(job("a", "t"), renamed, other, model_id="other@2", artifact_id="m2")
+    new = IndexedArtifact(MODEL, "new", 2)
+    index.upsert_job(
+        job("a", "t"), renamed, other, model_id="other@2", artifact_id="m2", replaces=new
+    )
     assert index.count(MODEL, job_id="a") == 0 and index.count("other@2", job_id="a") == 2
+    index.delete_artifact("a", IndexedArtifact("other@2", "m2", 2))
+    assert index.count(job_id="a") == 0
 
 
 def test_deleting_a_job_or_an_owner(index: SearchIndex) -> None:
