@@ -152,7 +152,8 @@ class ModelManager:
             return pa.pipeline_model_id(m.diarization_pipeline_dir, self._fingerprints)
         if m.diarizer == "pyannote":
             return self._recipe_id()
-        from stages.engines.windowed import auto_model_id, windowed_model_id
+        from stages.engines.auto import auto_model_id
+        from stages.engines.windowed import windowed_model_id
 
         short_id = self._recipe_id() if m.diarizer == "auto" else ""
         long_id = windowed_model_id(
@@ -252,7 +253,8 @@ class ModelManager:
             )
             if m.diarizer == "pyannote":
                 return recipe
-            from stages.engines.windowed import AutoDiarizer, WindowedDiarizer
+            from stages.engines.auto import AutoDiarizer
+            from stages.engines.windowed import WindowedDiarizer
 
             long = WindowedDiarizer(
                 self.embedding_path(),

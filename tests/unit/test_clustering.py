@@ -87,8 +87,8 @@ def test_turns_split_between_window_centres_and_join_short_pauses() -> None:
 def test_auto_diarizer_sends_short_audio_to_one_engine_and_long_to_the_other() -> None:
     from typing import Any
 
+    from stages.engines.auto import AutoDiarizer
     from stages.engines.fake import FakeDiarizer
-    from stages.engines.windowed import AutoDiarizer
 
     short, long = FakeDiarizer(), FakeDiarizer()
     long_engine: Any = long
