@@ -3,7 +3,7 @@ input, watch the stages over SSE (across a reload), read the transcript in parag
 follow it with the player (a click on a word, the keyboard), rename a speaker and remember
 the voice with the consent given, download the SRT, correct lines and give words to another
 speaker then undo it all, search and open the meeting at a hit, replay a stage, see a failed
-job explained, delete it; axe-core finds nothing serious on the way.
+job explained, delete it, forget the voice; axe-core finds nothing serious on the way.
 Screenshots go to test-artifacts/ (not committed).
 """
 
@@ -288,6 +288,10 @@ def test_page_end_to_end(
         page.click(f"#job-list li[data-job='{bad_id}'] button.danger")
         page.wait_for_selector(f"#job-list li[data-job='{bad_id}']", state="detached")
         page.wait_for_selector("#job-placeholder")
+
+        # ---- forget Alice's voice: the known voices are empty again
+        page.click("#people-list li:has-text('Alice') button.danger")
+        page.wait_for_selector("#people-empty")
 
         # ---- every button says what it does
         unnamed = page.eval_on_selector_all(

@@ -5,6 +5,7 @@ import { Api, ApiError } from "@/api/client";
 import type { Correction, MeetingResult } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { describe, keptVoice } from "@/lib/corrections";
+import { focusSoon } from "@/lib/focus";
 import { when } from "@/lib/format";
 import type { Status } from "./Result";
 
@@ -35,10 +36,13 @@ export function Corrections({ jobId, result, corrections, names, status, setStat
     }
     await onUndone();
     setStatus({ text: t.undone(what) + (keptVoice(c) ? t.voiceKept : ""), bad: false });
-    // Focus stays in the list: on the correction now in that place, else the transcript's title.
-    requestAnimationFrame(() => {
+    // Focus stays in the list: on the correction now in that place, else the transcript's
+    // title; once the list is drawn without the one undone.
+    const before = corrections.length;
+    focusSoon(() => {
       const left = list.current?.querySelectorAll<HTMLButtonElement>("button.undo") ?? [];
-      (left[Math.min(at, left.length - 1)] ?? document.getElementById("result-title"))?.focus();
+      if (left.length !== before - 1) return before === 1 ? document.getElementById("result-title") : null;
+      return left[Math.min(at, left.length - 1)] ?? document.getElementById("result-title");
     });
   };
 

@@ -4,6 +4,7 @@ import { useRef, useState } from "react";
 import { Api } from "@/api/client";
 import type { Job, MeetingResult, Person, ResultSpeaker, SpeakerRename } from "@/api/types";
 import { useT } from "@/i18n/i18n";
+import { focusSoon } from "@/lib/focus";
 import { clock } from "@/lib/format";
 import type { Status } from "./Result";
 
@@ -22,8 +23,7 @@ export function Speakers({ job, result, colour, names, people, status, setStatus
   const t = useT();
   const [renaming, setRenaming] = useState<string | null>(null);
   const list = useRef<HTMLUListElement>(null);
-  const focusRename = (label: string) =>
-    requestAnimationFrame(() => list.current?.querySelector<HTMLButtonElement>(`[data-speaker="${label}"] .rename`)?.focus());
+  const focusRename = (label: string) => focusSoon(() => list.current?.querySelector<HTMLButtonElement>(`[data-speaker="${label}"] .rename`));
 
   return (
     <>

@@ -8,6 +8,7 @@ import { useT } from "@/i18n/i18n";
 import { clock } from "@/lib/format";
 import { defaultName } from "@/lib/names";
 import { NO_COLOUR, paragraphOf, paragraphs, type Paragraph } from "@/lib/transcript";
+import { focusSoon } from "@/lib/focus";
 import { LineEditor } from "./LineEditor";
 import type { Status } from "./Result";
 
@@ -44,13 +45,12 @@ export function Transcript({ ref, jobId, result, colour, names, now, onSeek, onP
     overscan: 4,
   });
 
-  const focusLine = (i: number) =>
-    requestAnimationFrame(() => scroller.current?.querySelector<HTMLButtonElement>(`.seg[data-line="${i}"] button.edit`)?.focus());
+  const focusLine = (i: number) => focusSoon(() => scroller.current?.querySelector<HTMLButtonElement>(`span.seg[data-line="${i}"] button.edit`));
 
   const show = (segment: number, _smooth: boolean, focus = false) => {
     if (!paras.length) return;
     virtual.scrollToIndex(paragraphOf(paras, segment), { align: focus ? "start" : "auto" });
-    if (focus) setTimeout(() => focusLine(segment), 50);
+    if (focus) focusLine(segment);
   };
   useImperativeHandle(ref, () => ({ show }));
 
