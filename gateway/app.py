@@ -7,10 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from core.settings import Settings
 from gateway import errors, page
@@ -32,7 +30,6 @@ from gateway.search_sync import search_syncer
 from gateway.services import Services
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("scribe.gateway")
 
 
@@ -126,5 +123,4 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(api, dependencies=[Depends(get_principal)])
 
     page.install(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
