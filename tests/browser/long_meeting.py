@@ -19,11 +19,40 @@ from tests.integration.stored_jobs import queued_job, record_artifact, succeed_j
 
 HOURS = 2.0
 WORDS = 20_000
-VOCABULARY = (
-    "the budget review next quarter we should plan hiring roadmap customers release "
-    "meeting notes action item follow up design migration database latency team "
-    "decision agree deadline risk launch feedback metrics growth support"
-).split()
+VOCABULARY = [
+    "the",
+    "budget",
+    "review",
+    "next",
+    "quarter",
+    "we",
+    "should",
+    "plan",
+    "hiring",
+    "roadmap",
+    "customers",
+    "release",
+    "meeting",
+    "notes",
+    "action",
+    "item",
+    "follow",
+    "up",
+    "design",
+    "migration",
+    "database",
+    "latency",
+    "team",
+    "decision",
+    "agree",
+    "deadline",
+    "risk",
+    "launch",
+    "feedback",
+    "metrics",
+    "growth",
+    "support",
+]
 
 
 def long_result(job_id: str, *, seed: int = 14) -> MeetingResult:
