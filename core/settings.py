@@ -54,10 +54,10 @@ class ModelSettings(BaseModel):
     # Which packaged recipe diarizes (when diarization_pipeline_dir is unset):
     # "pyannote": segmentation-3.0 + CAM++ in pyannote's pipeline, centroid AHC;
     # "windowed": speech regions -> 1.5 s CAM++ windows -> spectral clustering
-    # (stages/engines/windowed.py), 4-6x cheaper on CPU;
+    # (stages/engines/windowed.py), 5-10x cheaper on CPU;
     # "auto": pyannote below windowed_above_s of audio, windowed from there on (where each
     # measured best, bench/README.md "Diarization speed").
-    diarizer: Literal["auto", "pyannote", "windowed"] = "pyannote"
+    diarizer: Literal["auto", "pyannote", "windowed"] = "auto"
     windowed_above_s: float = Field(default=120.0, ge=0.0)
     # The windowed recipe's speech detector ("pyannote": segmentation-3.0, better on
     # far-field audio; "silero": cheaper) and its window step in seconds.
