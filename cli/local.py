@@ -73,11 +73,14 @@ class EmbeddedServers:
         return settings.model_copy(update=update)
 
     def stop(self) -> None:
+        if self._token is None:
+            # Nothing embedded was joined (e.g. `scribe keys create` against a configured
+            # database in the gateway image, which has no embedded extra): nothing to leave.
+            return
         from cli import embedded
 
-        if self._token is not None:
-            token, self._token = self._token, None
-            embedded.leave(self.data_dir, token)
+        token, self._token = self._token, None
+        embedded.leave(self.data_dir, token)
 
 
 class WorkerProcess:
