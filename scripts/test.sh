@@ -25,3 +25,8 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 scripts/web.sh check  # the page: tsc, eslint, Vitest
+if [ $# -eq 0 ]; then
+  # Production for real: `docker compose up` end to end with Traefik, on this machine's
+  # Docker engine (started if need be). It says "skipped: <reason>" where none can run.
+  scripts/compose-check.sh
+fi

@@ -65,6 +65,11 @@ debian_base() {
   rm -rf "$ctx"
 }
 
+# What a stand-in was built from: its recipe and the files beside it.
+recipe_hash() {
+  cat "$here/$1.Dockerfile" "$here/$1"-* 2>/dev/null | sha256sum | cut -c1-12
+}
+
 build_standin() {
   local image=$1 name=${1%%:*} tag=${1#*:}
   name=${name##*/}
@@ -83,6 +88,7 @@ build_standin() {
     cp "$bin" "$ctx/traefik"
   fi
   quietly docker build --network host --label "$label=debian-$suite" \
+    --label "$label.recipe=$(recipe_hash "$name")" \
     --build-arg "BASE=scribe-standin/debian:$suite" -f "$ctx/$name.Dockerfile" -t "$image" \
     "$ctx"
   rm -rf "$ctx"
@@ -103,14 +109,24 @@ describe() {
 
 status=0
 for image in "$@"; do
+  name=${image%%:*}
+  name=${name##*/}
+  present=
   if docker image inspect "$image" >/dev/null 2>&1; then
     built=$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$image")
+    recipe=$(docker image inspect -f "{{ index .Config.Labels \"$label.recipe\" }}" "$image")
+    # A stand-in whose recipe changed since it was built is built again (one that carries
+    # no recipe label yet is kept).
+    case $recipe in ""|"<no value>"|"$(recipe_hash "$name")") present=1 ;; esac
+    [ -n "$built" ] || present=1
+  fi
+  if [ -n "$present" ]; then
+    :
   elif docker pull -q "$image" >/dev/null 2>&1; then
     built=
   else
     rc=0
-    name=${image%%:*}
-    if [ -f "$here/${name##*/}.Dockerfile" ]; then
+    if [ -f "$here/$name.Dockerfile" ]; then
       log "$image cannot be pulled: building a stand-in"
     fi
     build_standin "$image" || rc=$?
