@@ -18,9 +18,13 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cli.lifeline import Lifeline
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from storage.leases import LeaseStore
 
 log = logging.getLogger("scribe.local")
 REPO = Path(__file__).resolve().parents[1]
@@ -320,6 +324,7 @@ class LocalSystem:
                         log.warning("%d stage(s) cut short by the last stop run again", ended)
                     if self.servers.started_redis:
                         await self._requeue_unacknowledged()
+                        await self._queue_ready(LeaseStore(pool))
             finally:
                 await pool.close()
 
@@ -339,6 +344,26 @@ class LocalSystem:
             await requeue_unacknowledged(client, self.settings)
         finally:
             await client.aclose()
+
+    async def _queue_ready(self, leases: LeaseStore) -> None:
+        """Stages that may run now (inputs done, none running) of every unfinished job, sent
+        again at once rather than after `stall_after_s`: a message the last run's worker had
+        taken but not read to the end (a stop between reading and acknowledging) is gone,
+        and no consumer of this Redis is alive to hold it. A stage sent twice runs once
+        (its lease)."""
+        from events.queue import make_broker, send_stages
+
+        ready = await leases.stalled(0.0, limit=10_000)
+        if not ready:
+            return
+        assert self.settings.redis_url
+        broker = make_broker(self.settings, self.settings.redis_url)
+        await broker.startup()
+        try:
+            for job in ready:
+                await send_stages(broker, job.job_id, job.stages)
+        finally:
+            await broker.shutdown()
 
     def stop(self) -> None:
         if self.gateway is not None:
