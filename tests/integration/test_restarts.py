@@ -203,7 +203,14 @@ def wait_terminal(settings: Settings, job_id: str, timeout: float) -> dict[str, 
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             state = asyncio.run(job_state(settings, job_id))
             job = state["job"]
-            if isinstance(job, dict) and job["status"] in ("succeeded", "failed"):
+            stages = state["stages"]
+            assert isinstance(stages, list)
+            # A succeeded job is whole once the stages after its result (search indexing)
+            # have run too.
+            settled = not [s for s in stages if s["status"] in ("queued", "running")]
+            if isinstance(job, dict) and (
+                job["status"] == "failed" or (job["status"] == "succeeded" and settled)
+            ):
                 return state
         time.sleep(0.5)
     pytest.fail(f"job {job_id} did not finish within {timeout} s: {state}")
