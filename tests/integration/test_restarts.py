@@ -136,6 +136,18 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         rs.stop()
         with contextlib.suppress(Exception):
             pg.cleanup()  # type: ignore[attr-defined]
+        # pgserver leaves the server up when its handle file still lists this process
+        # (restart_postgres registered it twice): stop it ourselves (fast shutdown).
+        stop_postmaster(pg_dir)
+
+
+def stop_postmaster(pg_dir: Path, timeout: float = 15.0) -> None:
+    pid_file = pg_dir / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def settings_for(servers: Servers, root: Path, name: str) -> Settings:
