@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.artifacts import SearchPassages
-from core.events import JobEvent
 from core.graph import StageGraph
-from events.queue import send_stages
-from gateway.services import Services
+from gateway.services import Services, enqueue
 from search.index import IndexedArtifact, SearchHit
 from storage.leases import LeaseStore
 from storage.search_index import Indexed
@@ -91,10 +89,7 @@ async def resend_embed(services: Services, job_id: str) -> bool:
         await services.search_table.want_resend(job_id)
         return False
     await services.search_table.want_resend(job_id, False)
-    await services.bus.publish(
-        JobEvent(type="job.queued", job_id=job_id, stage=stage, message=f"queued from {stage}")
-    )
-    await send_stages(services.broker, job_id, (stage,))
+    await enqueue(services, job_id, (stage,))
     return True
 
 

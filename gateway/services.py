@@ -9,10 +9,11 @@ import asyncpg
 import redis.asyncio as aioredis
 from taskiq import AsyncBroker
 
+from core.events import JobEvent
 from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
-from events.queue import make_broker
+from events.queue import make_broker, send_stages
 from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
@@ -95,3 +96,16 @@ class Services:
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         await self.pool.close()
+
+
+async def enqueue(services: Services, job_id: str, stages: tuple[str, ...]) -> None:
+    """Tell listeners the job is queued, then hand its first stages to the workers."""
+    await services.bus.publish(
+        JobEvent(
+            type="job.queued",
+            job_id=job_id,
+            stage=stages[0],
+            message=f"queued from {', '.join(stages)}",
+        )
+    )
+    await send_stages(services.broker, job_id, stages)

@@ -23,6 +23,7 @@ from core.artifacts import MeetingResult, SearchPassages
 from core.corrections import Correction, apply_corrections
 from search.embedder import vectors_to_bytes
 from search.passages import cut_passages
+from stages.compute import ARTIFACT
 from storage.artifacts import StoredObject
 
 if TYPE_CHECKING:
@@ -62,4 +63,4 @@ def embed(si: StageInput) -> StoredObject:
         vectors_sha256=stored.sha256,
         passages=passages,
     )
-    return store.put_json(f"{si.key_dir}/artifact.json", doc)
+    return store.put_json(f"{si.key_dir}/{ARTIFACT}", doc)

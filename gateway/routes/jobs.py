@@ -12,10 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from core.artifacts import WHISPER_LANGUAGES, JobParams
 from core.errors import BadInput, Conflict, NotFound, TooManyJobs
-from core.events import JobEvent
 from core.jobs import Job
 from core.settings import Settings
-from events.queue import send_stages
 from gateway.auth import Principal
 from gateway.deps import (
     JobId,
@@ -28,7 +26,7 @@ from gateway.errors import InvalidRequest
 from gateway.multipart import MultipartReceiver, check_content_length
 from gateway.params import merge_params, params_from_form
 from gateway.search import forget_job
-from gateway.services import Services
+from gateway.services import Services, enqueue
 from storage.artifacts import job_prefix, upload_key
 from storage.leases import LeaseStore
 
@@ -83,19 +81,6 @@ def accepted(settings: Settings, job_id: str, status: str) -> JSONResponse:
     links = job_links(settings, job_id)
     body = JobAccepted(id=job_id, status=status, links=links)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": links.self})
-
-
-async def enqueue(services: Services, job_id: str, stages: tuple[str, ...]) -> None:
-    """Tell listeners the job is queued, then hand its first stages to the workers."""
-    await services.bus.publish(
-        JobEvent(
-            type="job.queued",
-            job_id=job_id,
-            stage=stages[0],
-            message=f"queued from {', '.join(stages)}",
-        )
-    )
-    await send_stages(services.broker, job_id, stages)
 
 
 async def check_active_jobs(services: Services, principal: Principal) -> None:
