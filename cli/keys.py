@@ -35,6 +35,10 @@ def keys_create(
         str | None,
         typer.Option(help="Tenant (user or team) the key acts for; default: one named NAME"),
     ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(help="The key may create, list and revoke its tenant's keys (page, API)"),
+    ] = False,
     max_upload_bytes: Annotated[int | None, typer.Option(help="Largest upload")] = None,
     max_duration_s: Annotated[float | None, typer.Option(help="Longest recording (s)")] = None,
     max_concurrent_jobs: Annotated[
@@ -47,13 +51,15 @@ def keys_create(
         return await auth.create_key(
             name,
             tenant=tenant,
+            admin=admin,
             max_upload_bytes=max_upload_bytes,
             max_duration_s=max_duration_s,
             max_concurrent_jobs=max_concurrent_jobs,
         )
 
     key, token = _with_auth_store(create)
-    err.print(f"Created key {key.id} ({key.name}) for tenant {key.tenant}. Keep the token;")
+    role = "admin key" if key.admin else "key"
+    err.print(f"Created {role} {key.id} ({key.name}) for tenant {key.tenant}. Keep the token;")
     err.print("it is not stored and cannot be shown again:")
     sys.stdout.write(token + "\n")
 
@@ -65,7 +71,7 @@ def keys_list() -> None:
     async def list_all(auth: AuthStore) -> list[ApiKey]:
         return await auth.list_keys()
 
-    table = Table("id", "name", "tenant", "prefix", "created", "revoked", "limits")
+    table = Table("id", "name", "tenant", "role", "prefix", "created", "revoked", "limits")
     for k in _with_auth_store(list_all):
         limits = ", ".join(
             f"{label}={value}"
@@ -78,7 +84,14 @@ def keys_list() -> None:
         )
         revoked = k.revoked_at.isoformat()[:19] if k.revoked_at else ""
         table.add_row(
-            k.id, k.name, k.tenant, k.prefix + "…", k.created_at.isoformat()[:19], revoked, limits
+            k.id,
+            k.name,
+            k.tenant,
+            "admin" if k.admin else "",
+            k.prefix + "…",
+            k.created_at.isoformat()[:19],
+            revoked,
+            limits,
         )
     out.print(table)
 

@@ -37,6 +37,13 @@ class Unauthorized(ScribeError):
     code = "unauthorized"
 
 
+class Forbidden(ScribeError):
+    """A known key asking for what its role does not allow, e.g. key administration
+    without an admin key (403)."""
+
+    code = "forbidden"
+
+
 class TooManyJobs(ScribeError):
     """The key's tenant already has as many unfinished jobs as it may (429)."""
 

@@ -19,6 +19,7 @@ from gateway.routes import (
     events,
     health,
     jobs,
+    keys,
     metrics,
     results,
     search,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         corrections.router,
         metrics.router,
         search.router,
+        keys.router,
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 

@@ -26,6 +26,7 @@ class ApiKey(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    admin: bool = False  # administers its tenant's keys over HTTP
     max_upload_bytes: int | None = None
     max_duration_s: float | None = None
     max_concurrent_jobs: int | None = None
@@ -48,6 +49,7 @@ def _key(row: asyncpg.Record) -> ApiKey:
         prefix=row["prefix"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        admin=row["admin"],
         max_upload_bytes=row["max_upload_bytes"],
         max_duration_s=row["max_duration_s"],
         max_concurrent_jobs=row["max_concurrent_jobs"],
@@ -77,24 +79,28 @@ class AuthStore:
         name: str,
         *,
         tenant: str | None = None,
+        tenant_id: str | None = None,
+        admin: bool = False,
         max_upload_bytes: int | None = None,
         max_duration_s: float | None = None,
         max_concurrent_jobs: int | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key for `tenant` (by name; default: a tenant named like the key) and its
-        token, which is shown once and never stored."""
-        tenant_id = await self.tenant(tenant or name)
+        """A new key for a tenant (by id, or by name: default a tenant named like the key)
+        and its token, which is shown once and never stored."""
+        if tenant_id is None:
+            tenant_id = await self.tenant(tenant or name)
         token = new_token()
         key_id = uuid.uuid4()
         async with self.pool.acquire() as conn:
             await conn.execute(
-                "INSERT INTO api_keys (id, tenant_id, name, hash, prefix, max_upload_bytes,"
-                " max_duration_s, max_concurrent_jobs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_keys (id, tenant_id, name, hash, prefix, admin, max_upload_bytes,"
+                " max_duration_s, max_concurrent_jobs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 key_id,
                 uuid.UUID(tenant_id),
                 name,
                 hash_token(token),
                 token[:PREFIX_LEN],
+                admin,
                 max_upload_bytes,
                 max_duration_s,
                 max_concurrent_jobs,
@@ -103,23 +109,37 @@ class AuthStore:
         assert row is not None
         return _key(row), token
 
-    async def list_keys(self) -> list[ApiKey]:
+    async def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        """Every key, or only one tenant's."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_SELECT + " ORDER BY k.created_at")
+            if tenant_id is None:
+                rows = await conn.fetch(_SELECT + " ORDER BY k.created_at")
+            else:
+                rows = await conn.fetch(
+                    _SELECT + " WHERE k.tenant_id = $1 ORDER BY k.created_at",
+                    uuid.UUID(tenant_id),
+                )
         return [_key(r) for r in rows]
 
-    async def revoke_key(self, key_id: str) -> ApiKey:
+    async def revoke_key(self, key_id: str, tenant_id: str | None = None) -> ApiKey:
+        """Revoke a key (of `tenant_id` only, when given: another tenant's key is not
+        found, as if it did not exist)."""
+        missing = NotFound(f"no API key with id {key_id!r}")
         try:
             kid = uuid.UUID(key_id)
         except ValueError:
-            raise NotFound(f"no API key with id {key_id!r}") from None
+            raise missing from None
+        scope = None if tenant_id is None else uuid.UUID(tenant_id)
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1", kid
+            row = await conn.fetchrow(
+                "WITH revoked AS (UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
+                " WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) RETURNING *)"
+                " SELECT k.*, t.name AS tenant FROM revoked k JOIN tenants t ON t.id = k.tenant_id",
+                kid,
+                scope,
             )
-            row = await conn.fetchrow(_SELECT + " WHERE k.id = $1", kid)
         if row is None:
-            raise NotFound(f"no API key with id {key_id!r}")
+            raise missing
         return _key(row)
 
     async def authenticate(self, token: str) -> ApiKey | None:

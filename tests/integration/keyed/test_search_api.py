@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from cli.local import LocalSystem
 from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker, SearchPassages
 from core.settings import SearchSettings, Settings
-from gateway.app import create_app, sweep_once
+from gateway.app import sweep_once
 from gateway.search_sync import sync_once
 from gateway.services import Services
 from search.embedder import E5SmallEmbedder, vectors_to_bytes
@@ -31,26 +31,6 @@ from storage.artifacts import artifact_dir
 from tests.databases import own_settings
 from tests.integration.stored_jobs import finished_job, record_artifact
 from tests.tenants import Tenant, new_tenant
-
-
-@pytest.fixture(scope="module")
-def auth_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"auth": "on"})
-
-
-@pytest.fixture(scope="module")
-async def services(auth_settings: Settings) -> AsyncIterator[Services]:
-    svc = await Services.connect(auth_settings)
-    yield svc
-    await svc.close()
-
-
-@pytest.fixture(scope="module")
-async def client(auth_settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(auth_settings, services)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe") as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from typer.testing import CliRunner
 from cli.client import ScribeClient
 from core.artifacts import Identification, SpeakerMatch
 from core.settings import Settings
-from gateway.app import create_app, retention_sweeper, sweep_once
+from gateway.app import retention_sweeper, sweep_once
 from gateway.auth import stream_token
 from gateway.services import Services
 from storage.artifacts import job_prefix
@@ -29,26 +28,6 @@ from storage.leases import LeaseGrant, LeaseStore
 from tests.integration.stored_jobs import FinishedJob, finished_job, record_artifact, wav_bytes
 from tests.tenants import Tenant
 from tests.tenants import new_tenant as make_tenant
-
-
-@pytest.fixture(scope="module")
-def auth_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"auth": "on"})
-
-
-@pytest.fixture(scope="module")
-async def services(auth_settings: Settings) -> AsyncIterator[Services]:
-    svc = await Services.connect(auth_settings)
-    yield svc
-    await svc.close()
-
-
-@pytest.fixture(scope="module")
-async def client(auth_settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(auth_settings, services)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe") as c:
-        yield c
 
 
 async def new_tenant(services: Services, **limits: int | float) -> Tenant:
