@@ -29,6 +29,7 @@ STREAM_ROUTES = frozenset({"/v1/jobs/{job_id}/events", "/v1/jobs/{job_id}/audio"
 class Principal:
     owner: str | None = None  # tenant id; None: the single-user owner (auth off)
     key_id: str | None = None
+    admin: bool = False  # the key administers its tenant's keys (never a stream token)
     max_upload_bytes: int | None = None
     max_duration_s: float | None = None
     max_concurrent_jobs: int | None = None
@@ -102,6 +103,7 @@ async def principal_for_key(auth: AuthStore, token: str) -> Principal:
     return Principal(
         owner=key.tenant_id,
         key_id=key.id,
+        admin=key.admin,
         max_upload_bytes=key.max_upload_bytes,
         max_duration_s=key.max_duration_s,
         max_concurrent_jobs=key.max_concurrent_jobs,
