@@ -389,8 +389,16 @@ async def test_keys_command(
     with ScribeClient("http://scribe", api_key=token) as cli_client:
         assert cli_client.http.headers["Authorization"] == f"Bearer {token}"
 
+    # --admin makes a key that manages the tenant's keys over HTTP; `keys list` says so.
+    admin = (await asyncio.to_thread(invoke, "keys", "create", f"{name}-a", "--admin")).split()[-1]
+    me = (await client.get("/v1/me", headers={"X-API-Key": admin})).json()
+    assert me["admin"] is True
+    assert (await client.get("/v1/me", headers=headers)).json()["admin"] is False
+
     listed = await asyncio.to_thread(invoke, "keys", "list")
     assert name in listed and token not in listed
+    assert any(f"{name}-a" in line and "admin" in line for line in listed.splitlines())
+    assert not any(f"{name} " in line and "admin" in line for line in listed.splitlines())
     key_id = next(line.split()[1] for line in listed.splitlines() if name in line)
     await asyncio.to_thread(invoke, "keys", "revoke", key_id)
     assert code(await client.get("/v1/jobs", headers=headers)) == (401, "unauthorized")
