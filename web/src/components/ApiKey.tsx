@@ -1,13 +1,15 @@
 "use client";
 // Only when the server asks for a key (auth on). Kept in this browser only.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { apiKey, saveApiKey } from "@/api/client";
 import { useT } from "@/i18n/i18n";
 
 export function ApiKey({ needed, onSaved }: { needed: string | null; onSaved: () => void }) {
   const t = useT();
-  const [value, setValue] = useState(() => (typeof window === "undefined" ? "" : apiKey()));
+  const [value, setValue] = useState("");
   const [status, setStatus] = useState<{ text: string; bad: boolean } | null>(null);
+  // After hydration: the static HTML has no key, and the first render must match it.
+  useEffect(() => setValue(apiKey()), []);
   if (needed === null && !value && !status) return null;
   const message = needed === null ? status : { text: needed === "needed" ? t.needsKey : needed, bad: true };
   return (
