@@ -1,5 +1,5 @@
 // Every request goes to the gateway's /v1 API, with the API key when the server wants one.
-import type { CorrectionBody, Correction, Job, MeetingResult, Person, ResultSpeaker, SearchAnswer, SpeakerRename, StageInfo, StreamToken } from "./types";
+import type { CorrectionBody, Correction, Job, KeyCreated, KeyOut, KeyRequest, Me, MeetingResult, Person, ResultSpeaker, SearchAnswer, SpeakerRename, StageInfo, StreamToken } from "./types";
 
 const KEY_STORE = "scribe.apiKey";
 
@@ -85,6 +85,10 @@ export const Api = {
   forget: (id: string) => api<null>(`/v1/speakers/${encodeURIComponent(id)}`, { method: "DELETE" }),
   search: (q: string, limit = 20) =>
     api<SearchAnswer>(`/v1/search?${new URLSearchParams({ q, limit: String(limit) })}`),
+  me: () => api<Me>("/v1/me"),
+  keys: () => api<KeyOut[]>("/v1/keys"),
+  createKey: (body: KeyRequest) => api<KeyCreated>("/v1/keys", { method: "POST", body }),
+  revokeKey: (id: string) => api<KeyOut>(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };
 
 // EventSource and <audio> cannot send headers: with a key, a short-lived token stands in.

@@ -34,3 +34,9 @@ export type SearchAnswer = Schemas["SearchResponse"];
 export type SearchHit = Schemas["SearchHitOut"];
 
 export type JobList = Ok<"/v1/jobs", "get">;
+
+// Who the caller is, and an admin key's own tenant's keys: /v1/me, /v1/keys.
+export type Me = Schemas["Me"];
+export type KeyOut = Schemas["KeyOut"];
+export type KeyCreated = Schemas["KeyCreated"];
+export type KeyRequest = Schemas["KeyRequest"];

@@ -1,14 +1,15 @@
 "use client";
-// The page: search, upload, recordings and known voices beside the selected job.
+// The page: search, upload, recordings, known voices (and an admin's keys) beside the selected job.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Api, setUnauthorizedHandler } from "@/api/client";
-import type { Job, Person, ResultSpeaker, StageInfo } from "@/api/types";
+import type { Job, Me, Person, ResultSpeaker, StageInfo } from "@/api/types";
 import { I18n, LANGUAGES, initialLanguage, rememberLanguage } from "@/i18n/i18n";
 import { en } from "@/i18n/en";
 import { parseRoute, useHash } from "@/lib/route";
 import { ApiKey } from "./ApiKey";
 import { JobList } from "./JobList";
 import { JobView } from "./JobView";
+import { Keys } from "./Keys";
 import { People } from "./People";
 import { Search } from "./Search";
 import { Upload } from "./Upload";
@@ -21,6 +22,7 @@ export function App() {
   const [speakers, setSpeakers] = useState<Record<string, ResultSpeaker[]>>({});
   const [people, setPeople] = useState<Person[]>([]);
   const [keyNeeded, setKeyNeeded] = useState<string | null>(null);
+  const [me, setMe] = useState<Me | null>(null); // who the key is: an admin sees its keys
   const [generation, setGeneration] = useState(0); // a new key: everything loads again
   const route = parseRoute(useHash());
   const fetched = useRef(new Set<string>()); // jobs whose speakers were asked for
@@ -74,6 +76,10 @@ export function App() {
     Api.stages().then(setStages, () => setStages([]));
   }, []);
   useEffect(() => {
+    // With auth off, or a plain key, there is no Keys panel; 401 asks for a key as ever.
+    Api.me().then(setMe, () => setMe(null));
+  }, [generation]);
+  useEffect(() => {
     void refreshJobs();
     void refreshPeople();
     // Jobs started elsewhere (the CLI, another tab) show up; quietly, every few seconds.
@@ -124,6 +130,7 @@ export function App() {
           <Upload onUploaded={refreshJobs} />
           <JobList jobs={jobs} speakers={speakers} current={route.jobId} onChanged={refreshJobs} />
           <People people={people} onChanged={refreshPeople} />
+          {me?.admin && <Keys key={me.key_id} me={me} />}
         </div>
         <section className="card job-view" id="job-view" aria-labelledby="job-title" tabIndex={-1}>
           {route.jobId && stages ? (
