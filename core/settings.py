@@ -37,7 +37,11 @@ class ModelSettings(BaseModel):
     asr_dir: Path | None = None
     asr_compute_type: str = "int8"
     asr_beam_size: int = 5
-    asr_cpu_threads: int = 0
+    # Threads each worker process computes with on the CPU (torch, CTranslate2). 0: the
+    # cores this host gives the worker, shared among its `--workers` processes (at least 1):
+    # two workers on 2 cores spinning up 2 (Whisper: 4) threads each slowed the job
+    # (bench/README.md, "One job, one worker vs two").
+    cpu_threads: int = Field(default=0, ge=0)
     # > 0: decode this many VAD speech pieces at once (faster-whisper's batched pipeline);
     # 0: the sequential decoder (bench/README.md "Transcription" has both measured).
     asr_batch_size: int = Field(default=0, ge=0, le=64)

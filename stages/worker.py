@@ -49,6 +49,20 @@ def pin_gpu(settings: Settings, index: int, environ: MutableMapping[str, str]) -
     return gpu
 
 
+# Set by `run` for the processes it starts: how many there are on this host.
+PROCESSES_ENV = "SCRIBE_WORKER_PROCESSES"
+
+
+def cpu_threads(settings: Settings, environ: MutableMapping[str, str]) -> int:
+    """The compute threads of one worker process: the setting, or this host's cores (those
+    the process may run on) shared among the worker processes `run` started."""
+    if settings.models.cpu_threads:
+        return settings.models.cpu_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    processes = max(1, int(environ.get(PROCESSES_ENV, "1") or 1))
+    return max(1, (cores or 1) // processes)
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In a process taskiq's process manager started (the one that holds the models and
     runs stages): have the kernel send `sig` when the manager dies. It stops its children
@@ -79,6 +93,12 @@ def create_broker() -> AsyncBroker:
     # setting in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = Settings()
+    # Read by torch and CTranslate2 when they load, like the wait policy; one for every
+    # process of the worker, or they take the host's every core each.
+    # (An OMP_NUM_THREADS of the environment wins for torch.)
+    threads = cpu_threads(settings, os.environ)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    settings.models.cpu_threads = threads
     die_with_parent()
     index = worker_index(multiprocessing.current_process().name)
     if "torch" in sys.modules:  # a GPU pin or a fork-safe start would come too late
@@ -179,6 +199,7 @@ def run(
     if "torch" in sys.modules:
         raise RuntimeError("torch is imported before the worker sets the spawn start method")
     multiprocessing.set_start_method("spawn", force=True)
+    os.environ[PROCESSES_ENV] = str(workers)  # inherited by the processes started below
     from taskiq.cli.worker.args import WorkerArgs
     from taskiq.cli.worker.run import run_worker
 

@@ -210,7 +210,7 @@ class ModelManager:
                 self.asr_dir(),
                 device=self.device(),
                 compute_type=m.asr_compute_type,
-                cpu_threads=m.asr_cpu_threads,
+                cpu_threads=m.cpu_threads,
                 batch_size=m.asr_batch_size,
                 fingerprint_cache=self._fingerprints,
             )

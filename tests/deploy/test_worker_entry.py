@@ -190,3 +190,23 @@ def test_the_worker_sets_a_passive_openmp_wait_policy(
         timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(("processes", "setting"), [(1, 0), (2, 0), (2, 3)])
+def test_worker_processes_share_the_cores(settings: Settings, processes: int, setting: int) -> None:
+    """Each of `--workers N` processes computes with cores / N threads (torch reads
+    OMP_NUM_THREADS, CTranslate2 gets the setting), unless the setting says how many."""
+    want = setting or max(1, len(os.sched_getaffinity(0)) // processes)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(settings.to_env(), PYTHONPATH=str(REPO), SCRIBE_WORKER_PROCESSES=str(processes))
+    env["SCRIBE_MODELS__CPU_THREADS"] = str(setting)
+    code = (
+        "import os, sys; import stages.worker as w; from core.settings import Settings;"
+        " w.create_broker(); print(os.environ['OMP_NUM_THREADS'],"
+        " w.cpu_threads(Settings(), os.environ))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == [str(want), str(want)]
