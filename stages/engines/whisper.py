@@ -50,8 +50,14 @@ class FasterWhisperTranscriber:
         from faster_whisper import WhisperModel
 
         self.model_dir = model_dir
+        from stages.engines.mel import PiecewiseFeatureExtractor
+
         self._model = WhisperModel(
             str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        # The same features, without the whole recording's STFT in memory at once.
+        self._model.feature_extractor = PiecewiseFeatureExtractor.like(
+            self._model.feature_extractor
         )
         self.batch_size = batch_size
         self._batched: Any = None

@@ -88,6 +88,27 @@ def test_jfk_transcribes_with_ordered_word_timestamps(models: ModelManager, wav_
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_whisper_features_a_piece_at_a_time_are_faster_whispers_own(
+    models: ModelManager, wav_dir: Path
+) -> None:
+    """The engine's piecewise log-Mel gives the very values of faster-whisper's whole-file
+    one (pieces of 5 s here, so JFK's 11 s cross two boundaries), at any length."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from stages.engines.mel import PiecewiseFeatureExtractor
+
+    installed = models.transcriber()._model.feature_extractor  # type: ignore[attr-defined]
+    assert isinstance(installed, PiecewiseFeatureExtractor)
+    whole = FeatureExtractor(**{"feature_size": installed.mel_filters.shape[0]})
+    pieces = PiecewiseFeatureExtractor.like(whole, piece_frames=500)
+    audio = load(AUDIO / "jfk" / "jfk.flac", wav_dir)
+    rng = np.random.default_rng(0)
+    for wave in (audio, audio[:399], audio[:16_001], rng.standard_normal(0, np.float32)):
+        expected, got = whole(wave), pieces(wave)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_sample_wav_diarizes_to_two_speakers(models: ModelManager, wav_dir: Path) -> None:
     audio = load(PYANNOTE_SAMPLE / "sample.wav", wav_dir)
     seen, progress = progress_log()
