@@ -37,22 +37,30 @@ class PiecewiseFeatureExtractor(FeatureExtractor):  # type: ignore[misc]
             self.n_samples = chunk_length * self.sampling_rate
             self.nb_max_frames = self.n_samples // self.hop_length
         wave = np.asarray(waveform, dtype=np.float32)
-        if padding:
-            wave = np.pad(wave, (0, padding))
-        half = self.n_fft // 2
-        padded = np.pad(wave, (half, half), mode="reflect")  # the STFT's centring
-        # faster-whisper drops the STFT's last frame.
-        frames = 1 + (len(padded) - self.n_fft) // self.hop_length - 1
+        # faster-whisper pads `padding` zeros, then reflects n_fft / 2 samples at both ends
+        # (the STFT's centring), then drops the STFT's last frame. Each piece builds its own
+        # part of that padded signal; no copy of the whole recording is made.
+        half, hop = self.n_fft // 2, self.hop_length
+        length = len(wave) + padding
+        # numpy reflects a signal shorter than the pad more than once: do as it does.
+        whole = None
+        if length <= half:
+            whole = np.pad(np.pad(wave, (0, padding)), (half, half), mode="reflect")
+
+        def segment(lo: int, hi: int) -> np.ndarray:
+            if whole is not None:
+                return whole[lo:hi]
+            return _reflected(wave, length, lo - half, hi - half)
+
+        frames = (length + 2 * half - self.n_fft) // hop
         window = np.hanning(self.n_fft + 1)[:-1].astype("float32")
         out = np.empty((self.mel_filters.shape[0], frames), dtype=np.float32)
         for start in range(0, frames, self.piece_frames):
             stop = min(start + self.piece_frames, frames)
-            lo = start * self.hop_length
-            hi = (stop - 1) * self.hop_length + self.n_fft
             spectrum = self.stft(
-                padded[lo:hi],
+                segment(start * hop, (stop - 1) * hop + self.n_fft),
                 self.n_fft,
-                self.hop_length,
+                hop,
                 window=window,
                 center=False,
                 return_complex=True,
@@ -64,3 +72,23 @@ class PiecewiseFeatureExtractor(FeatureExtractor):  # type: ignore[misc]
         out += 4.0
         out /= 4.0
         return out
+
+
+def _zero_padded(wave: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Samples lo..hi of `wave` followed by zeros (0 <= lo <= hi)."""
+    out = np.zeros(hi - lo, dtype=np.float32)
+    got = wave[lo:hi]
+    out[: len(got)] = got
+    return out
+
+
+def _reflected(wave: np.ndarray, length: int, lo: int, hi: int) -> np.ndarray:
+    """Samples lo..hi of `wave` zero-padded to `length`, reflected beyond both ends as
+    numpy's `reflect` pads (the edge sample not repeated); lo may be < 0, hi > length."""
+    parts = []
+    if lo < 0:
+        parts.append(_zero_padded(wave, 1, 1 - lo)[::-1])
+    parts.append(_zero_padded(wave, max(lo, 0), min(hi, length)))
+    if hi > length:
+        parts.append(_zero_padded(wave, 2 * length - 1 - hi, length - 1)[::-1])
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
