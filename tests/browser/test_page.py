@@ -95,6 +95,30 @@ def rename_with_consent(page: Page) -> None:
     assert "consent: Alice" in facts and "until" in facts and "2030" in facts, facts
 
 
+def replay_when_idle(page: Page, job_id: str, tries: int = 20) -> None:
+    """Send the open replay form once no stage runs, as a person would: the search index
+    may send embed again (a correction made while it ran) just after it finished, and the
+    replay is then refused with "still running"; wait and send it again."""
+    for _ in range(tries):
+        page.wait_for_function(
+            "async (id) => (await (await fetch(`/v1/jobs/${id}`)).json()).stages"
+            ".every(s => !['queued', 'running'].includes(s.status))",
+            arg=job_id,
+            polling=500,
+            timeout=120_000,
+        )
+        with page.expect_response(
+            lambda r: r.url.endswith("/replay") and r.request.method == "POST"
+        ) as answer:
+            page.click("#replay-form button[type=submit]")
+        if answer.value.status == 202:
+            return
+        assert answer.value.status == 409, answer.value.text()
+        page.wait_for_selector("#replay-status.bad:has-text('still running')")
+        page.wait_for_timeout(1000)
+    pytest.fail(f"the replay was refused {tries} times: {page.inner_text('#replay-status')}")
+
+
 def test_page_end_to_end(
     page_system: LocalSystem,  # before the browser: the session's database fixtures use
     browser: Browser,  # asyncio.run, which cannot start inside Playwright's running loop
@@ -231,17 +255,10 @@ def test_page_end_to_end(
 
         # ---- replay from diarize with the same speakers: only what must, re-runs. The
         # corrections re-embed the job for search meanwhile; a replay waits for that.
-        page.wait_for_function(
-            "async (id) => (await (await fetch(`/v1/jobs/${id}`)).json()).stages"
-            ".every(s => !['queued', 'running'].includes(s.status))",
-            arg=job_id,
-            polling=500,
-            timeout=120_000,
-        )
         page.click("#replay summary")
         page.select_option("#replay-stage", "diarize")
         assert page.input_value("#replay-speakers") == "2"
-        page.click("#replay-form button[type=submit]")
+        replay_when_idle(page, job_id)
         # Alice's voiceprint is new, so identify (and merge after it) compute again;
         # transcribe does not read diarize, so it does not run at all.
         wait_for_states(
