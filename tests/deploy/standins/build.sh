@@ -45,11 +45,14 @@ debian_base() {
   local suite=$1 tag="scribe-standin/debian:$1"
   if docker image inspect "$tag" >/dev/null 2>&1; then return; fi
   local tar="$cache/$suite.tar"
+  # A folder left by an older version of this script (mmdebstrap made one for *.tar.tmp).
+  if [ -e "$tar" ] && [ ! -f "$tar" ]; then rm -rf "$tar"; fi
   if [ ! -s "$tar" ]; then
     command -v mmdebstrap >/dev/null || { log "mmdebstrap is missing"; return 1; }
     log "making a Debian $suite root file system with mmdebstrap (once; cached in $cache)"
     # A mirror's Release file of a moving suite (sid) may be past its Valid-Until date.
-    mmdebstrap --quiet --variant=minbase --include=ca-certificates \
+    # --format: mmdebstrap picks the format from the target's name, and *.tmp is a folder.
+    mmdebstrap --quiet --variant=minbase --format=tar --include=ca-certificates \
       --aptopt='Acquire::Check-Valid-Until "false"' "$suite" "$tar.tmp" >&2
     mv "$tar.tmp" "$tar"
   fi
