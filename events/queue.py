@@ -38,14 +38,18 @@ def group_name(settings: Settings) -> str:
     return f"{settings.redis_prefix}:workers"
 
 
+GONE = ("NOGROUP", "UNBLOCKED")  # what Redis answers a reader whose queue vanished
+
+
 class StageBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, made to outlive a Redis that lost its data.
 
     The consumer group is created reading from the start of the stream ("0"), not from its
     end: a stream that a gateway's XADD re-created after the data was lost (Redis restarted
     empty) holds only messages nobody read. And when the stream or the group is gone while
-    the worker runs (XREADGROUP answers NOGROUP), the group is created again and reading goes
-    on; taskiq-redis would end the worker's listener instead. The messages that were lost
+    the worker runs (XREADGROUP answers NOGROUP, or UNBLOCKED when it was waiting), the
+    group is created again and reading goes on; taskiq-redis would end the worker's
+    listener instead. The messages that were lost
     with the data are sent again from PostgreSQL by the reaper (stages/recovery.py).
     """
 
@@ -55,7 +59,9 @@ class StageBroker(RedisStreamBroker):
                 async for message in super().listen():
                     yield message
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP: the stream or its group is gone. UNBLOCKED: the stream was
+                # deleted while XREADGROUP waited on it (Redis 7 ends the wait with this).
+                if not any(code in str(exc) for code in GONE):
                     raise
                 log.warning("the queue's consumer group is gone (Redis lost its data?); "
                             "creating it again")  # fmt: skip
