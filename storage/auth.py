@@ -105,9 +105,19 @@ class AuthStore:
                 max_duration_s,
                 max_concurrent_jobs,
             )
-            row = await conn.fetchrow(_SELECT + " WHERE k.id = $1", key_id)
-        assert row is not None
-        return _key(row), token
+        key = await self.key(str(key_id))
+        assert key is not None
+        return key, token
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        """The key with this id (revoked or not), or None."""
+        try:
+            kid = uuid.UUID(key_id)
+        except ValueError:
+            return None
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_SELECT + " WHERE k.id = $1", kid)
+        return _key(row) if row is not None else None
 
     async def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
         """Every key, or only one tenant's."""

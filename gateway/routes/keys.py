@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import Conflict, Forbidden
+from core.settings import Settings
 from gateway.auth import Principal
 from gateway.deps import PrincipalDep, ServicesDep, SettingsDep
 from storage.auth import ApiKey
@@ -71,7 +72,7 @@ def _out(key: ApiKey) -> KeyOut:
     return KeyOut.model_validate(key.model_dump())
 
 
-def _admin_of(principal: Principal, settings: SettingsDep) -> Principal:
+def _admin_of(principal: Principal, settings: Settings) -> Principal:
     if not settings.auth_enabled:
         raise Conflict("this server runs without API keys (auth is off): there are none to manage")
     if not principal.admin or principal.owner is None:
@@ -96,10 +97,7 @@ async def me(principal: PrincipalDep, services: ServicesDep, settings: SettingsD
     """The caller: whether the server has keys, and the key's tenant, role and limits."""
     if not settings.auth_enabled or principal.key_id is None:
         return Me(auth=settings.auth_enabled, admin=False)
-    key = next(
-        (k for k in await services.auth.list_keys(principal.owner) if k.id == principal.key_id),
-        None,
-    )
+    key = await services.auth.key(principal.key_id)
     return Me(
         auth=True,
         admin=principal.admin,
