@@ -49,9 +49,9 @@ class FasterWhisperTranscriber:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a missing file hit the hub
         from faster_whisper import WhisperModel
 
-        self.model_dir = model_dir
         from stages.engines.mel import PiecewiseFeatureExtractor
 
+        self.model_dir = model_dir
         self._model = WhisperModel(
             str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
         )

@@ -185,11 +185,7 @@ def test_the_worker_sets_a_passive_openmp_wait_policy(
         "import os, sys; from stages.worker import create_broker; create_broker();"
         " assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=120, check=True,
-    )  # fmt: skip
-    assert out.stdout.strip() == expected
+    assert python_prints(code, env).strip() == expected
 
 
 @pytest.mark.parametrize(("processes", "setting"), [(1, 0), (2, 0), (2, 3)])
@@ -205,8 +201,13 @@ def test_worker_processes_share_the_cores(settings: Settings, processes: int, se
         " w.create_broker(); print(os.environ['OMP_NUM_THREADS'],"
         " w.cpu_threads(Settings(), os.environ))"
     )
+    assert python_prints(code, env).split() == [str(want), str(want)]
+
+
+def python_prints(code: str, env: dict[str, str]) -> str:
+    """What `python -c code` prints in the repository, with this environment."""
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=120, check=True,
     )  # fmt: skip
-    assert out.stdout.split() == [str(want), str(want)]
+    return out.stdout
