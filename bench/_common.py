@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:  # `python bench/x.py` as well as `python -m bench
 from core.settings import Settings, StorageSettings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-AUDIO = REPO.parent / "shared" / "audio"
+AUDIO = REPO / "tests" / "data" / "audio"
 DEFAULT_AUDIO = AUDIO / "mix" / "meeting_4spk.wav"
 
 PG_DSN = os.environ.get("SCRIBE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

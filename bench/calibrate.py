@@ -1,6 +1,6 @@
 """Calibrate the identification threshold for the speaker-embedding model in use.
 
-    python -m bench.calibrate [--audio ../shared/audio/librispeech] [--target-far 0.01]
+    python -m bench.calibrate [--audio tests/data/audio/librispeech] [--target-far 0.01]
         [--store] [--database-url URL] [--out bench/results/calibration.json]
 
 The calibration itself is stages/calibration.py, shared with `scribe calibrate`: each

@@ -50,7 +50,7 @@ STAGES = DEFAULT_GRAPH.names
 from core.settings import Settings, StorageSettings  # noqa: E402
 
 MOMENTS = ("in-stage", "between-stages", "during-write")
-DEFAULT_AUDIO = REPO.parent / "shared" / "audio" / "misc" / "english.wav"
+DEFAULT_AUDIO = REPO / "tests" / "data" / "audio" / "misc" / "english.wav"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Accuracy of the real pipeline against the plain libraries, on the same files.
 
-    python -m bench.eval --manifest ../shared/audio/manifest.tsv [--filter role=asr]
+    python -m bench.eval --manifest tests/data/audio/manifest.tsv [--filter role=asr]
         [--limit N] [--quick] [--out bench/results/eval.json]
 
 Two passes over the selected manifest rows:
@@ -352,7 +352,7 @@ def _wait(client: Any, job_id: str, timeout: float) -> str:
 
 def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: float
                ) -> dict[str, Any]:
-    """faster-whisper and the pyannote recipe called directly, as MODELS.md shows."""
+    """faster-whisper and the pyannote recipe called directly, as docs/models.md shows."""
     import numpy as np
     import torch
     from faster_whisper import WhisperModel, decode_audio

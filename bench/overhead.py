@@ -6,7 +6,7 @@ the same noisy machine):
 
   1. BASELINE load: imports and model loads, timed one by one, then a 10 s warm-up pass.
   2. BASELINE run #1: decode (faster_whisper.decode_audio) -> diarize (segmentation-3.0 +
-     CAM++ recipe, MODELS.md) -> transcribe (Whisper base int8, beam 5, word timestamps,
+     CAM++ recipe, docs/models.md) -> transcribe (Whisper base int8, beam 5, word timestamps,
      temperature 0, vad_filter) on the file, models already loaded.
   3. SYSTEM: LocalSystem (gateway thread + worker subprocess); wait until the worker reads
      the queue; job 1 (cold: the worker loads its models); job 2.. (warm), each on a copy
@@ -84,7 +84,7 @@ def audio_seconds(path: Path) -> float:
 
 
 class Baseline:
-    """The MODELS.md recipes, called directly; nothing of Scribe is imported."""
+    """The docs/models.md recipes, called directly; nothing of Scribe is imported."""
 
     def __init__(self) -> None:
         self.load: dict[str, float] = {}
@@ -161,7 +161,7 @@ class Baseline:
 
 
 def build_diarization_pipeline() -> Any:
-    """MODELS.md "Diarization" recipe, verbatim in substance."""
+    """docs/models.md "Diarization" recipe, verbatim in substance."""
     import importlib.util
 
     import numpy as np
@@ -222,7 +222,7 @@ def build_diarization_pipeline() -> Any:
 
 
 def assemble_whisper(dst: Path) -> Path:
-    """MODELS.md "Whisper base: assemble once"; shared by the baseline and the system."""
+    """docs/models.md "Whisper base: assemble once"; shared by the baseline and the system."""
     import importlib.util
     import shutil
 

@@ -1,7 +1,7 @@
 """Search across meetings: retrieval quality, embedding cost, query latency and memory, in
 one command.
 
-The corpus is the dev audio (`../shared/audio`): the two constructed meetings, the AMI
+The corpus is the dev audio (`tests/data/audio`): the two constructed meetings, the AMI
 excerpts, FLEURS in French and English, JFK, the language-switch file and two short clips.
 Each file is transcribed once with the packaged Whisper (cached under bench/results, keyed by
 the model id), its segments take their speaker from the reference RTTM where one exists, and

@@ -33,7 +33,7 @@ def calibrate(
             " utterances of that one person (LibriSpeech layout). An enrollment.tsv"
             " (columns speaker, utterance) there or in ../mix/ chooses the enrollment"
             " clips; otherwise each speaker's first two are used.",
-            show_default="../shared/audio/librispeech beside the checkout, as bench uses",
+            show_default="tests/data/audio/librispeech in a source checkout, as bench uses",
         ),
     ] = None,
     target_far: Annotated[

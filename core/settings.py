@@ -162,7 +162,8 @@ class Settings(BaseSettings):
     # Events kept per job for late or reconnecting SSE clients.
     events_maxlen: int = 2000
     # A message not acknowledged after this long is redelivered to another worker. It must
-    # be longer than the longest stage (STACK.md); stages are idempotent anyway.
+    # be longer than the longest stage (docs/development.md, pitfalls); stages are
+    # idempotent anyway.
     broker_idle_timeout_s: int = 3600
     # The worker running a stage holds a lease on it in PostgreSQL for this long and renews
     # it every third of it; a stage whose lease expired while running (its worker died) is

@@ -91,7 +91,8 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         # then recycled would wait out another idle timeout.
         unacknowledged_batch_size=1,
         unacknowledged_lock_timeout=30,
-        # redis-py's 5 s default breaks blocking reads on an idle queue (STACK.md).
+        # redis-py's 5 s default breaks blocking reads on an idle queue
+        # (docs/development.md, pitfalls).
         socket_timeout=None,
     )
     return broker.with_result_backend(result_backend)

@@ -21,11 +21,11 @@
 #
 # Environment: SCRIBE_CHECK_AUDIO (recording compared with embedded mode, default
 # jfk/jfk.flac), SCRIBE_CHECK_LONG_AUDIO (the one whose worker is killed, default
-# ami/trn03.flac), both relative to ../shared/audio.
+# ami/trn03.flac), both relative to tests/data/audio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-audio_dir=$(cd .. && pwd)/shared/audio
+audio_dir=$repo/tests/data/audio
 short=${SCRIBE_CHECK_AUDIO:-jfk/jfk.flac}
 long=${SCRIBE_CHECK_LONG_AUDIO:-ami/trn03.flac}
 

@@ -40,13 +40,13 @@ Rule = Literal["open-set", "pairwise"]
 RULES: tuple[Rule, ...] = ("open-set", "pairwise")
 ENROLL_PER_SPEAKER = 2
 AUDIO_SUFFIXES = (".flac", ".wav")
-# The LibriSpeech speakers beside a source checkout (what the benchmarks use).
-DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[2] / "shared" / "audio" / "librispeech"
+# The LibriSpeech speakers a source checkout carries (what the tests and benchmarks use).
+DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "audio" / "librispeech"
 
 
 def enrollment_clips(audio: Path) -> dict[str, set[str]]:
     """Utterance file names to enroll each speaker from, per speaker folder name, from an
-    `enrollment.tsv` (columns `speaker`, `utterance`) in `audio` or, in the shared test
+    `enrollment.tsv` (columns `speaker`, `utterance`) in `audio` or, in the test
     audio layout, in `../mix/`. Empty when there is none: the first two are used."""
     chosen: dict[str, set[str]] = {}
     for tsv in (audio / "enrollment.tsv", audio.parent / "mix" / "enrollment.tsv"):

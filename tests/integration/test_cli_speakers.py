@@ -75,7 +75,7 @@ def server(consent_settings: Settings) -> Iterator[str]:
 def clips(audio_dir: Path) -> list[Path]:
     found = sorted((audio_dir / "librispeech" / "367").glob("*.flac"))[:2]
     if len(found) < 2:
-        pytest.skip("librispeech/367 has fewer than two utterances")
+        pytest.fail("tests/data/audio/librispeech/367 has fewer than two utterances")
     return found
 
 

@@ -20,7 +20,7 @@ from stages.transcribe import TranscribeParams
 
 pytestmark = pytest.mark.slow
 
-AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[2] / "tests" / "data" / "audio"
 LIBRI = AUDIO / "librispeech"
 PYANNOTE_SAMPLE = (
     Path(next(iter(importlib.util.find_spec("pyannote.audio").submodule_search_locations)))  # type: ignore[union-attr]
@@ -152,7 +152,7 @@ def test_sample_wav_diarizes_to_two_speakers(models: ModelManager, wav_dir: Path
         )
     )
     assert coverage > 0.85, coverage
-    assert agree > 0.85, agree  # MODELS.md: DER 5.2 % at collar 0 with this recipe
+    assert agree > 0.85, agree  # docs/models.md: DER 5.2 % at collar 0 with this recipe
 
 
 def test_campp_scores_same_speaker_high_and_others_low(models: ModelManager, wav_dir: Path) -> None:

@@ -13,9 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-
+import schemathesis  # noqa: E402
 from hypothesis import HealthCheck, given  # noqa: E402
 from hypothesis import settings as hsettings  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402

@@ -579,7 +579,6 @@ async def test_lifespan_opens_and_closes_its_own_services(settings: Settings) ->
 async def test_result_of_a_succeeded_job(
     client: httpx.AsyncClient, services: Services, wav: bytes
 ) -> None:
-    pytest.importorskip("core.formats")
     from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker, ResultWord
 
     job_id = (await upload(client, wav)).json()["id"]

@@ -18,7 +18,7 @@ from stages.identify import Voiceprint
 
 pytestmark = pytest.mark.slow
 
-LIBRI = Path(__file__).resolve().parents[2].parent / "shared" / "audio" / "librispeech"
+LIBRI = Path(__file__).resolve().parents[2] / "tests" / "data" / "audio" / "librispeech"
 # (speaker, utterance) in meeting order; each speaker talks twice
 PARTS = [
     ("1998", "1998-15444-0000"),

@@ -1,4 +1,4 @@
-"""decode with the real ffmpeg on the shared test audio (never copied into the repo)."""
+"""decode with the real ffmpeg on the repository's test audio (tests/data/audio)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from core.errors import StageFailed
 from stages import decode
 
-AUDIO = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[2] / "tests" / "data" / "audio"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The picture in STYLE.md stays true: no model library below stages/, none in the gateway."""
+"""The picture in docs/architecture.md stays true: no model library below stages/, none in
+the gateway."""
 
 from __future__ import annotations
 
