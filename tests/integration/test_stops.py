@@ -58,12 +58,54 @@ def describe(procs: list[psutil.Process]) -> list[str]:
     return out
 
 
+def holders(pipe: str) -> list[str]:
+    """Every process that holds a descriptor on `pipe` ('pipe:[inode]'), with the fd."""
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == pipe:
+                        cmd = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                        found.append(f"{fd_dir.parent.name} fd {fd.name}: {cmd.decode()[:100]}")
+    return found
+
+
+def diagnose(procs: list[psutil.Process]) -> str:
+    """What each process left is doing: its state, where it waits, and for the lifeline,
+    who else holds the pipe it waits on (its end of file comes when nobody does)."""
+    lines = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            proc_dir = Path(f"/proc/{p.pid}")
+            wchan = (proc_dir / "wchan").read_text()
+            status = dict(
+                line.split(":", 1) for line in (proc_dir / "status").read_text().splitlines()
+            )
+            lines.append(
+                f"{p.pid} ppid {p.ppid()} state {status['State'].strip()} wchan {wchan}"
+                f" SigBlk {status['SigBlk'].strip()} SigIgn {status['SigIgn'].strip()}:"
+                f" {' '.join(p.cmdline())[:80]}"
+            )
+            if "cli.lifeline" in " ".join(p.cmdline()):
+                stdin = os.readlink(proc_dir / "fd" / "0")
+                lines.append(f"  its stdin {stdin} is held by {holders(stdin)}")
+    return "\n".join(lines)
+
+
 def wait_gone(data_dir: Path, but: int | None = None) -> float:
     """Seconds until no process of the run (but `but`) is left; fails after GONE_WITHIN_S."""
     started = time.monotonic()
     while (left := processes_of(data_dir, but)) and time.monotonic() - started < GONE_WITHIN_S:
         time.sleep(0.1)
-    assert not left, f"left running after {GONE_WITHIN_S} s: {describe(left)}"
+    if left:
+        others = [psutil.Process(os.getpid())]  # the test itself, and the CLI when still there
+        with contextlib.suppress(psutil.Error, TypeError):
+            others.append(psutil.Process(but))  # type: ignore[arg-type]
+        pytest.fail(
+            f"left running after {GONE_WITHIN_S} s: {describe(left)}\n"
+            f"{diagnose(left)}\nbeside them:\n{diagnose(others)}"
+        )
     return time.monotonic() - started
 
 
