@@ -101,7 +101,7 @@ def wait_gone(data_dir: Path, but: int | None = None) -> float:
     if left:
         others = [psutil.Process(os.getpid())]  # the test itself, and the CLI when still there
         with contextlib.suppress(psutil.Error, TypeError):
-            others.append(psutil.Process(but))  # type: ignore[arg-type]
+            others.append(psutil.Process(but))
         pytest.fail(
             f"left running after {GONE_WITHIN_S} s: {describe(left)}\n"
             f"{diagnose(left)}\nbeside them:\n{diagnose(others)}"
