@@ -1,5 +1,5 @@
 """`scribe search` and `scribe reindex`: the moments across your meetings that match a
-query, and rebuilding the search index (README "Search")."""
+query, and rebuilding the search index (docs/architecture.md, "Search")."""
 
 from __future__ import annotations
 

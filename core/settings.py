@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     # A Qdrant server for the search index (e.g. http://qdrant:6333). None: Qdrant's local
-    # mode in <data_dir>/qdrant, opened by the gateway only (README "Search").
+    # mode in <data_dir>/qdrant, opened by the gateway only (docs/architecture.md, "Search").
     qdrant_url: str | None = None
     # The stage graph this deployment runs ("module:attribute" of a core.graph.StageGraph);
     # gateways and workers of one deployment must name the same one.
@@ -157,7 +157,8 @@ class Settings(BaseSettings):
     # new ones get a 503. Per-client limits belong to the proxy (traefik.yml).
     max_connections: int = 1000
     # Cosine threshold for naming a speaker. None: the value calibrated for the embedding
-    # model in use (`scribe calibrate`), else 0.6. Set it to override the calibration.
+    # model in use (`scribe calibrate`), else the one shipped for a packaged model (0.451
+    # for CAM++), else 0.6. Set it to override the calibration.
     identify_threshold: float | None = None
     # Events kept per job for late or reconnecting SSE clients.
     events_maxlen: int = 2000

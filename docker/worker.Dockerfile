@@ -22,8 +22,8 @@ WORKDIR /app
 # Dependencies first, from pyproject.toml alone, so that a change in the sources does not
 # reinstall torch and the models. The same steps as scripts/install.sh, without the test
 # and embedded extras. torchaudio's C++ extension goes: PyPI's is a CUDA build that fails
-# to load beside a CPU torch, and pyannote needs only its pure-Python parts (README
-# "Models").
+# to load beside a CPU torch, and pyannote needs only its pure-Python parts
+# (docs/models.md).
 COPY pyproject.toml ./
 RUN /opt/scribe/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['worker'] + p['optional-dependencies']['s3']))" > /tmp/requirements.txt \
  && /opt/scribe/bin/pip install "torch==2.13.0" -r /tmp/requirements.txt \

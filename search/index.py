@@ -3,8 +3,8 @@
 One code path for both deployments: `QdrantClient(path=<data_dir>/qdrant)` (local mode,
 nothing to start, the default) or `QdrantClient(url=SCRIBE_QDRANT_URL)` for a server; every
 call below is the same in both. Local mode locks its folder to one process, and the gateway
-is that process (README "Search" says why); with a server, several gateways share it and
-upserts are idempotent (deterministic point ids).
+is that process (docs/architecture.md, "Search", says why); with a server, several gateways
+share it and upserts are idempotent (deterministic point ids).
 
 One collection per embedding model id (vectors of two models do not compare, and a change
 of model re-embeds into a new collection while the old one keeps answering); its vector

@@ -1,6 +1,6 @@
 """Search across meetings: `GET /v1/search` (the caller's passages nearest to a query) and
 `POST /v1/search/reindex` (embed the caller's succeeded jobs again). The logic is in
-gateway/search.py; the index is the gateway's own (README "Search")."""
+gateway/search.py; the index is the gateway's own (docs/architecture.md, "Search")."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def tab_memory(page: Page) -> dict[str, float]:
 
 
 def record_budgets(figures: dict[str, Any]) -> Path:
-    """Merge `figures` into test-artifacts/budgets.json (the README's figures come from it)."""
+    """Merge `figures` into test-artifacts/budgets.json (docs/page.md's figures come from it)."""
     ARTIFACTS.mkdir(exist_ok=True)
     known: dict[str, Any] = json.loads(BUDGETS.read_text()) if BUDGETS.exists() else {}
     known.update(figures)

@@ -2,7 +2,7 @@
 it opens and scrolls without stalling (only the paragraphs in view are drawn), a moment
 named in the address (a search result's) opens in view, the French interface; the
 budgets (JavaScript on first load, time until the transcript is interactive, the tab's
-memory) go to test-artifacts/budgets.json and the README."""
+memory) go to test-artifacts/budgets.json and docs/page.md."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDING = "jfk/jfk.flac"  # 11 s; diarize loads its models first, so it runs a while
-# A bound on the wait, not a figure: the time taken is printed (README, Production).
+# A bound on the wait, not a figure: the time taken is printed (docs/production.md).
 GONE_WITHIN_S = 60.0
 
 

@@ -1,4 +1,4 @@
-"""Magic-byte sniffing on real file headers from the shared audio set."""
+"""Magic-byte sniffing on real file headers from the repository's test audio."""
 
 from __future__ import annotations
 
