@@ -7,7 +7,7 @@ import { useT } from "@/i18n/i18n";
 import { describe, keptVoice } from "@/lib/corrections";
 import { focusSoon } from "@/lib/focus";
 import { when } from "@/lib/format";
-import type { Status } from "./Result";
+import type { Status } from "@/lib/status";
 
 interface Props {
   jobId: string;

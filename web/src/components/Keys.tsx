@@ -7,6 +7,7 @@ import type { Messages } from "@/i18n/en";
 import { useT } from "@/i18n/i18n";
 import { bytes, when } from "@/lib/format";
 import { limitsOf, minutes, type LimitFields } from "@/lib/limits";
+import { NO_STATUS, type Status } from "@/lib/status";
 
 const EMPTY: LimitFields = { uploadMb: "", durationMin: "", jobs: "" };
 const FIELD_IDS: Record<keyof LimitFields, string> = { uploadMb: "key-upload-mb", durationMin: "key-duration-min", jobs: "key-jobs" };
@@ -23,7 +24,7 @@ function facts(t: Messages, k: KeyOut): string[] {
 export function Keys({ me }: { me: Me }) {
   const t = useT();
   const [keys, setKeys] = useState<KeyOut[] | null>(null);
-  const [status, setStatus] = useState<{ text: string; bad: boolean }>({ text: "", bad: false });
+  const [status, setStatus] = useState<Status>(NO_STATUS);
   const [name, setName] = useState("");
   const [admin, setAdmin] = useState(false);
   const [fields, setFields] = useState<LimitFields>(EMPTY);

@@ -8,7 +8,7 @@ import { useT } from "@/i18n/i18n";
 import { clock, quote } from "@/lib/format";
 import { defaultName } from "@/lib/names";
 import { lineChanges, lineText, nextLabel, pickWord, wordsReassign, wordTexts, type WordRange } from "@/lib/transcript";
-import type { Status } from "./Result";
+import type { Status } from "@/lib/status";
 
 interface Props {
   jobId: string;

@@ -4,6 +4,7 @@ import { useState } from "react";
 import { Api } from "@/api/client";
 import type { Job, StageInfo } from "@/api/types";
 import { useT } from "@/i18n/i18n";
+import { NO_STATUS, type Status } from "@/lib/status";
 import { stageLabel } from "./Stages";
 
 interface Props {
@@ -19,7 +20,7 @@ export function Replay({ job, stages, failedStage, onStarted }: Props) {
   const [stage, setStage] = useState(failedStage ?? (stages.some((s) => s.name === "diarize") ? "diarize" : (stages[0]?.name ?? "")));
   const [speakers, setSpeakers] = useState(job.params?.num_speakers != null ? String(job.params.num_speakers) : "");
   const [language, setLanguage] = useState(job.params?.language ?? "");
-  const [status, setStatus] = useState<{ text: string; bad: boolean }>({ text: "", bad: false });
+  const [status, setStatus] = useState<Status>(NO_STATUS);
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();

@@ -5,17 +5,13 @@ import { Api, apiKey, streamUrl, withKey } from "@/api/client";
 import type { Correction, Job, MeetingResult, Person } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { speakerName } from "@/lib/names";
+import { NO_STATUS, type Status } from "@/lib/status";
 import { COLOURS, segmentAt, wordAt, wordIndex } from "@/lib/transcript";
 import { Corrections } from "./Corrections";
 import { Speakers } from "./Speakers";
 import { Transcript, type TranscriptHandle } from "./Transcript";
 
 const FORMATS = ["txt", "srt", "vtt", "json"] as const;
-
-export interface Status {
-  text: string;
-  bad: boolean;
-}
 
 interface Props {
   job: Job;
@@ -33,8 +29,8 @@ export function Result({ job, at, people, onJobChanged, onPeopleChanged }: Props
   const [audio, setAudio] = useState<string | null>(null);
   const [follow, setFollow] = useState(true);
   const [now, setNow] = useState<{ segment: number; word: number } | null>(null);
-  const [speakerStatus, setSpeakerStatus] = useState<Status>({ text: "", bad: false });
-  const [correctionStatus, setCorrectionStatus] = useState<Status>({ text: "", bad: false });
+  const [speakerStatus, setSpeakerStatus] = useState<Status>(NO_STATUS);
+  const [correctionStatus, setCorrectionStatus] = useState<Status>(NO_STATUS);
   const nowRef = useRef<{ segment: number; word: number } | null>(null);
   const player = useRef<HTMLAudioElement>(null);
   const transcript = useRef<TranscriptHandle>(null);

@@ -7,12 +7,13 @@ import { useT } from "@/i18n/i18n";
 import { clock } from "@/lib/format";
 import { defaultName } from "@/lib/names";
 import { jobHref } from "@/lib/route";
+import { NO_STATUS, type Status } from "@/lib/status";
 
 export function Search() {
   const t = useT();
   const [q, setQ] = useState("");
   const [hits, setHits] = useState<SearchHit[] | null>(null);
-  const [status, setStatus] = useState<{ text: string; bad: boolean }>({ text: "", bad: false });
+  const [status, setStatus] = useState<Status>(NO_STATUS);
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();

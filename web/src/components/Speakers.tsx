@@ -6,7 +6,7 @@ import type { Job, MeetingResult, Person, ResultSpeaker, SpeakerRename } from "@
 import { useT } from "@/i18n/i18n";
 import { focusSoon } from "@/lib/focus";
 import { clock } from "@/lib/format";
-import type { Status } from "./Result";
+import type { Status } from "@/lib/status";
 
 interface Props {
   job: Job;

@@ -10,7 +10,7 @@ import { defaultName } from "@/lib/names";
 import { NO_COLOUR, paragraphOf, paragraphs, type Paragraph } from "@/lib/transcript";
 import { focusSoon } from "@/lib/focus";
 import { LineEditor } from "./LineEditor";
-import type { Status } from "./Result";
+import type { Status } from "@/lib/status";
 
 export interface TranscriptHandle {
   /** Bring line `segment` into view; `focus` moves the keyboard focus to it too. */
