@@ -1,7 +1,7 @@
 "use client";
 // A succeeded job's result: downloads, the player, speakers, corrections, the transcript.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Api, apiKey, streamUrl, withKey } from "@/api/client";
+import { Api, apiKey, href, streamUrl, withKey } from "@/api/client";
 import type { Correction, Job, MeetingResult, Person } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { speakerName } from "@/lib/names";
@@ -44,7 +44,7 @@ export function Result({ job, at, people, onJobChanged, onPeopleChanged }: Props
 
   useEffect(() => {
     reload().catch((e: Error) => setError(e.message));
-    streamUrl(job.id, "audio").then(setAudio, () => setAudio(`/v1/jobs/${job.id}/audio`));
+    streamUrl(job.id, "audio").then(setAudio, () => setAudio(href("/v1/jobs/{job_id}/audio", { path: { job_id: job.id } })));
   }, [job.id, reload]);
 
   // After a correction or an undo: the result as it reads now, and the list's summary.
@@ -145,17 +145,20 @@ export function Result({ job, at, people, onJobChanged, onPeopleChanged }: Props
           {t.transcript}
         </h3>
         <nav id="downloads" className="downloads" aria-label={t.downloads}>
-          {FORMATS.map((f) => (
-            <a
-              key={f}
-              href={`/v1/jobs/${job.id}/result?format=${f}`}
-              download={`${base}.${f}`}
-              aria-label={t.downloadAs(f.toUpperCase())}
-              onClick={apiKey() ? (e) => void downloadWithKey(e, `/v1/jobs/${job.id}/result?format=${f}`, `${base}.${f}`, t.downloadFailed) : undefined}
-            >
-              {f.toUpperCase()}
-            </a>
-          ))}
+          {FORMATS.map((f) => {
+            const link = href("/v1/jobs/{job_id}/result", { path: { job_id: job.id }, query: { format: f } });
+            return (
+              <a
+                key={f}
+                href={link}
+                download={`${base}.${f}`}
+                aria-label={t.downloadAs(f.toUpperCase())}
+                onClick={apiKey() ? (e) => void downloadWithKey(e, link, `${base}.${f}`, t.downloadFailed) : undefined}
+              >
+                {f.toUpperCase()}
+              </a>
+            );
+          })}
         </nav>
       </div>
       <div className="player">

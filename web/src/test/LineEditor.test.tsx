@@ -31,8 +31,8 @@ const result: MeetingResult = {
 /** A fake gateway: records each request's body and answers 201. */
 function fakeGateway(): { sent: unknown[] } {
   const sent: unknown[] = [];
-  globalThis.fetch = (async (_url: string, init?: RequestInit) => {
-    sent.push(JSON.parse(String(init?.body)));
+  globalThis.fetch = (async (request: Request) => {
+    sent.push(await request.json());
     return new Response(JSON.stringify({ id: "c1", job_id: "job-1", kind: "reassign" }), { status: 201 });
   }) as typeof fetch;
   return { sent };
