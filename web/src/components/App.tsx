@@ -127,7 +127,7 @@ export function App() {
       <main className="layout">
         <div className="side">
           <Search />
-          <Upload onUploaded={refreshJobs} />
+          <Upload jobs={jobs} onUploaded={refreshJobs} />
           <JobList jobs={jobs} speakers={speakers} current={route.jobId} onChanged={refreshJobs} />
           <People people={people} onChanged={refreshPeople} />
           {me?.admin && <Keys key={me.key_id} me={me} />}

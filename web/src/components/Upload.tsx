@@ -1,20 +1,55 @@
 "use client";
-// Upload with byte progress (XMLHttpRequest: fetch has no upload progress) and options.
-import { useRef, useState } from "react";
-import { apiKey, errorOf } from "@/api/client";
-import type { JobAccepted } from "@/api/types";
+// Upload with byte progress and options; then the job it started, until it has ended.
+import { useEffect, useRef, useState } from "react";
+import { ApiError, uploadJob, type UploadField } from "@/api/client";
+import type { Job } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { bytes } from "@/lib/format";
 import { jobHref } from "@/lib/route";
+import { NO_STATUS, type Status } from "@/lib/status";
 
-export function Upload({ onUploaded }: { onUploaded: () => void }) {
+interface Props {
+  /** The recent jobs as the page last listed them (App), null before the first answer. */
+  jobs: Job[] | null;
+  onUploaded: () => void;
+}
+
+/** The job this panel started: followed through the list until it ends. */
+interface Started {
+  id: string;
+  name: string;
+  listed: boolean; // seen in the list once: missing from it later means it was deleted
+}
+
+export function Upload({ jobs, onUploaded }: Props) {
   const t = useT();
   const form = useRef<HTMLFormElement>(null);
   const input = useRef<HTMLInputElement>(null);
   const [file, setFile] = useState<File | null>(null);
   const [over, setOver] = useState(false);
   const [sent, setSent] = useState<number | null>(null);
-  const [status, setStatus] = useState<{ text: string; bad: boolean }>({ text: "", bad: false });
+  const [status, setStatus] = useState<Status>(NO_STATUS);
+  const [started, setStarted] = useState<Started | null>(null);
+
+  // "Processing…" lasts while the job does: the list (refreshed by App when the job view
+  // sees the end, and every few seconds) says when it succeeded or failed.
+  useEffect(() => {
+    if (started === null || jobs === null) return;
+    const job = jobs.find((j) => j.id === started.id);
+    if (!job) {
+      if (started.listed) {
+        setStarted(null);
+        setStatus(NO_STATUS);
+      }
+      return;
+    }
+    if (job.status === "succeeded" || job.status === "failed") {
+      setStarted(null);
+      setStatus(job.status === "succeeded" ? { text: t.uploadDone(started.name), bad: false } : { text: t.uploadFailed(started.name), bad: true });
+    } else if (!started.listed) {
+      setStarted({ ...started, listed: true });
+    }
+  }, [jobs, started, t]);
 
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
@@ -25,40 +60,28 @@ export function Upload({ onUploaded }: { onUploaded: () => void }) {
     }
     const data = new FormData();
     for (const [k, v] of new FormData(form.current)) if (k !== "file" && String(v).trim() !== "") data.append(k, v);
-    data.append("file", file); // last, so the options arrive before the big part
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/v1/jobs");
-    if (apiKey()) xhr.setRequestHeader("Authorization", `Bearer ${apiKey()}`);
-    xhr.upload.onprogress = (ev) => {
-      if (!ev.lengthComputable) return;
-      setSent(ev.loaded / ev.total);
-      setStatus({ text: t.uploadingOf(bytes(ev.loaded, t.units), bytes(ev.total, t.units), Math.round((100 * ev.loaded) / ev.total)), bad: false });
-    };
-    xhr.onload = () => {
-      setSent(null);
-      let body: unknown = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        /* not JSON */
-      }
-      if (xhr.status === 202 && body) {
+    data.append("file" satisfies UploadField, file); // last, so the options arrive before the big part
+    setSent(0);
+    setStarted(null);
+    setStatus({ text: t.uploading, bad: false });
+    uploadJob(data, (loaded, total) => {
+      setSent(loaded / total);
+      setStatus({ text: t.uploadingOf(bytes(loaded, t.units), bytes(total, t.units), Math.round((100 * loaded) / total)), bad: false });
+    }).then(
+      (job) => {
+        setSent(null);
         setStatus({ text: t.uploaded(file.name), bad: false });
+        setStarted({ id: job.id, name: file.name, listed: false });
         form.current?.reset();
         setFile(null);
         onUploaded();
-        location.hash = jobHref((body as JobAccepted).id);
-      } else {
-        setStatus({ text: t.uploadRefused(errorOf(xhr.status, body).message), bad: true });
-      }
-    };
-    xhr.onerror = () => {
-      setSent(null);
-      setStatus({ text: t.uploadUnreachable, bad: true });
-    };
-    setSent(0);
-    setStatus({ text: t.uploading, bad: false });
-    xhr.send(data);
+        location.hash = jobHref(job.id);
+      },
+      (err: unknown) => {
+        setSent(null);
+        setStatus({ text: err instanceof ApiError ? t.uploadRefused(err.message) : t.uploadUnreachable, bad: true });
+      },
+    );
   };
 
   return (

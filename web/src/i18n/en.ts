@@ -41,6 +41,8 @@ export const en = {
   uploading: "Uploading…",
   uploadingOf: (done: string, total: string, pct: number) => `Uploading… ${done} of ${total} (${pct}%)`,
   uploaded: (name: string) => `Uploaded ${name}. Processing…`,
+  uploadDone: (name: string) => `${name} is transcribed.`,
+  uploadFailed: (name: string) => `${name} could not be transcribed; its page says why.`,
   uploadRefused: (why: string) => `Upload refused: ${why}`,
   uploadUnreachable: "The upload failed: the server could not be reached.",
   serverAnswered: (status: number) => `the server answered ${status}`,

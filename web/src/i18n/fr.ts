@@ -40,6 +40,8 @@ export const fr: Messages = {
   uploading: "Envoi…",
   uploadingOf: (done, total, pct) => `Envoi… ${done} sur ${total} (${pct} %)`,
   uploaded: (name) => `${name} envoyé. Traitement…`,
+  uploadDone: (name) => `${name} est transcrit.`,
+  uploadFailed: (name) => `${name} n’a pas pu être transcrit ; sa page dit pourquoi.`,
   uploadRefused: (why) => `Envoi refusé : ${why}`,
   uploadUnreachable: "L’envoi a échoué : le serveur est injoignable.",
   serverAnswered: (status) => `le serveur a répondu ${status}`,
