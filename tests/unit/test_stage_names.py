@@ -16,7 +16,11 @@ import ast
 import re
 from pathlib import Path
 
-from core.graph import DEFAULT_GRAPH
+import pytest
+from pydantic import BaseModel
+
+from core.artifacts import Diarization, MeetingResult, SearchPassages
+from core.graph import DEFAULT_GRAPH, StageDecl
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDERS = ("gateway", "cli", "storage", "search", "core")
@@ -66,3 +70,21 @@ def test_no_stage_name_is_spelled_outside_the_declaration() -> None:
         " for the stage that makes an artifact, or take the name as a parameter):\n"
         + "\n".join(found)
     )
+
+
+def test_the_graph_names_the_stage_that_makes_an_artifact() -> None:
+    assert DEFAULT_GRAPH.producer(MeetingResult) is DEFAULT_GRAPH["merge"]
+    assert DEFAULT_GRAPH.producer(Diarization).inputs == ("decode",)
+    assert DEFAULT_GRAPH.find_producer(SearchPassages) is DEFAULT_GRAPH["embed"]
+
+    class Unmade(BaseModel):
+        pass
+
+    assert DEFAULT_GRAPH.find_producer(Unmade) is None
+    with pytest.raises(LookupError, match="no stage of the graph makes Unmade"):
+        DEFAULT_GRAPH.producer(Unmade)
+    twice = DEFAULT_GRAPH.with_stage(
+        StageDecl("again", {"en": "Again", "fr": "Encore"}, ("merge",), MeetingResult, "x:y")
+    )
+    with pytest.raises(LookupError, match="several stages of the graph make MeetingResult"):
+        twice.producer(MeetingResult)
