@@ -11,7 +11,6 @@ from rich.table import Table
 from cli.client import ApiError
 from cli.common import ServerOpt, connect, fail, out
 from cli.run import follow_job
-from core.graph import DEFAULT_GRAPH
 
 app = typer.Typer()
 
@@ -19,7 +18,13 @@ app = typer.Typer()
 @app.command()
 def replay(
     job_id: Annotated[str, typer.Argument(help="Job id")],
-    stage: Annotated[str, typer.Argument(help=f"One of: {', '.join(DEFAULT_GRAPH.names)}")],
+    stage: Annotated[
+        str,
+        typer.Argument(
+            help="A stage of the graph the server runs (GET /v1/stages lists them; an unknown"
+            " one is answered with the list)"
+        ),
+    ],
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Parameter override key=value, e.g. num_speakers=3"),

@@ -308,6 +308,7 @@ class LocalSystem:
             return False
 
     def _prepare_database(self, *, end_leases: bool = False) -> None:
+        from core.graph import load_graph
         from storage.db import create_pool, migrate
         from storage.leases import LeaseStore
 
@@ -317,14 +318,16 @@ class LocalSystem:
             try:
                 await migrate(pool)
                 if end_leases:
+                    # The deployment's graph: which stages may run next is its to say.
+                    leases = LeaseStore(pool, load_graph(self.settings.stage_graph))
                     # Stages whose worker was stopped or killed with us last time: the
                     # reaper's first round queues them again, not one lease TTL later.
-                    ended = await LeaseStore(pool).expire_all()
+                    ended = await leases.expire_all()
                     if ended:
                         log.warning("%d stage(s) cut short by the last stop run again", ended)
                     if self.servers.started_redis:
                         await self._requeue_unacknowledged()
-                        await self._queue_ready(LeaseStore(pool))
+                        await self._queue_ready(leases)
             finally:
                 await pool.close()
 

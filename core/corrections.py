@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker, ResultWord
+from core.artifacts import Diarization, MeetingResult, ResultSegment, ResultSpeaker, ResultWord
+from core.graph import StageGraph
 
 RENAME_SPEAKER = "rename_speaker"
 
@@ -34,8 +35,8 @@ class Correction(BaseModel):
 class RenameSpeaker(BaseModel):
     """Payload of `rename_speaker`: label `speaker` ("S1") is `name` everywhere in the job.
 
-    `diarize_sha256` pins the diarization the label belongs to: after a replay of
-    `diarize`, "S1" may be someone else, so the rename no longer applies.
+    `diarize_sha256` pins the diarization the label belongs to: after a replay of the
+    stage that makes it, "S1" may be someone else, so the rename no longer applies.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -46,9 +47,12 @@ class RenameSpeaker(BaseModel):
     diarize_sha256: str | None = None
 
 
-def _rename_speaker(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
+def _rename_speaker(
+    result: MeetingResult, payload: dict[str, Any], graph: StageGraph
+) -> MeetingResult:
     rename = RenameSpeaker.model_validate(payload)
-    basis = result.provenance.get("diarize")
+    # The result's provenance is keyed by stage: the diarization is the producer's entry.
+    basis = result.provenance.get(graph.producer(Diarization).name)
     if rename.diarize_sha256 and basis is not None and basis.sha256 != rename.diarize_sha256:
         return result
     if not any(s.id == rename.speaker for s in result.speakers):
@@ -151,7 +155,7 @@ def _segment_of(words: list[ResultWord], speaker: str) -> ResultSegment:
     )
 
 
-def _reassign(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
+def _reassign(result: MeetingResult, payload: dict[str, Any], graph: StageGraph) -> MeetingResult:
     r = check_reassign(result, payload)
     seg = result.segments[r.segment]
     if r.word_start is None or r.word_end is None:
@@ -169,7 +173,7 @@ def _reassign(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
     return result.model_copy(update={"segments": segments, "speakers": speakers})
 
 
-def _fix_text(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
+def _fix_text(result: MeetingResult, payload: dict[str, Any], graph: StageGraph) -> MeetingResult:
     f = check_fix_text(result, payload)
     seg = result.segments[f.segment]
     if f.word is None:
@@ -189,7 +193,8 @@ def _fix_text(result: MeetingResult, payload: dict[str, Any]) -> MeetingResult:
 REASSIGN = "reassign"
 FIX_TEXT = "fix_text"
 
-Applier = Callable[[MeetingResult, dict[str, Any]], MeetingResult]
+# (the result so far, the payload, the graph the job ran) -> the result corrected
+Applier = Callable[[MeetingResult, dict[str, Any], StageGraph], MeetingResult]
 APPLIERS: dict[str, Applier] = {
     RENAME_SPEAKER: _rename_speaker,
     REASSIGN: _reassign,
@@ -202,22 +207,26 @@ SEGMENT_KINDS = frozenset({REASSIGN, FIX_TEXT})
 
 
 def apply_corrections(
-    result: MeetingResult, corrections: Sequence[Correction], basis: str | None = None
+    result: MeetingResult,
+    corrections: Sequence[Correction],
+    graph: StageGraph,
+    basis: str | None = None,
 ) -> MeetingResult:
     """The result with every correction applied, oldest first (a later one wins).
 
-    `basis` is the sha256 of the merged result being corrected. A segment correction
-    recorded against another merged result (the job was replayed since) is skipped: its
-    indices point at that result's segments, not these. Unknown kinds and payloads that
-    no longer fit are skipped too, not fatal: a result must always be readable, and a
-    newer gateway may have written kinds this one does not know.
+    `graph` is the deployment's: it says which stage made which artifact. `basis` is the
+    sha256 of the merged result being corrected. A segment correction recorded against
+    another merged result (the job was replayed since) is skipped: its indices point at
+    that result's segments, not these. Unknown kinds and payloads that no longer fit are
+    skipped too, not fatal: a result must always be readable, and a newer gateway may have
+    written kinds this one does not know.
     """
     for correction in corrections:
         applier = APPLIERS.get(correction.kind)
         if applier is None or _other_basis(correction, basis):
             continue
         try:
-            result = applier(result, correction.payload)
+            result = applier(result, correction.payload, graph)
         except (ValidationError, CorrectionOutOfRange):
             continue
     return result
@@ -232,6 +241,7 @@ def undo_blocked_by(
     result: MeetingResult,
     corrections: Sequence[Correction],
     correction_id: str,
+    graph: StageGraph,
     basis: str | None = None,
 ) -> list[Correction]:
     """The later corrections that undoing `correction_id` alone would misplace.
@@ -249,8 +259,8 @@ def undo_blocked_by(
     ]
     if not later:
         return []
-    before = apply_corrections(result, corrections[:at], basis)
-    after = apply_corrections(before, corrections[at : at + 1], basis)
+    before = apply_corrections(result, corrections[:at], graph, basis)
+    after = apply_corrections(before, corrections[at : at + 1], graph, basis)
     return later if len(after.segments) != len(before.segments) else []
 
 

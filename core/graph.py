@@ -1,14 +1,17 @@
 """The stage graph: every stage declared once, and everything else derived from it.
 
-A `StageDecl` says what a stage is: its name, the stages whose artifacts it reads, the
-model of its output artifact, the engine it needs, whether the job's result waits for it,
-and where the worker finds its implementation (a `stages.contract.StageSpec`, named by import
-path so that the gateway, which never imports model code, can read the graph too).
+A `StageDecl` says what a stage is: its name, what a person reads for it in each language
+of the page, the stages whose artifacts it reads, the model of its output artifact, the
+engine it needs, whether the job's result waits for it, and where the worker finds its
+implementation (a `stages.contract.StageSpec`, named by import path so that the gateway,
+which never imports model code, can read the graph too).
 
 Stage rows, the queue, leases, the reaper, replay, the API's stage list, the page and the
-CLI read a `StageGraph`; none spells a list of stages. Which graph a deployment runs is a
-setting (`SCRIBE_STAGE_GRAPH`, an import path), so a test can run a real job through a
-graph with a stage of its own.
+CLI read a `StageGraph`; none spells a list of stages, nor the name of one: code that needs
+"the stage that makes the merged result" asks `graph.producer(MeetingResult)`. Which graph a
+deployment runs is a setting (`SCRIBE_STAGE_GRAPH`, an import path); every process loads it
+with `load_graph(settings.stage_graph)` and hands it on (no store or loop falls back to a
+graph of its own), so a test can run a real job through a graph with a stage of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -30,11 +33,15 @@ from core.artifacts import (
 )
 from core.settings import ModelName
 
+# The languages of the page (web/src/i18n): a stage's labels have each of them.
+LANGUAGES = ("en", "fr")
+
 
 @dataclass(frozen=True)
 class StageDecl:
     name: str
-    label: str  # what a person reads: "Transcribing"
+    # What a person reads, by language: {"en": "Transcribing", "fr": "Transcription"}.
+    labels: dict[str, str] = field(hash=False)
     inputs: tuple[str, ...]  # the stages whose artifacts it reads; () reads the upload
     output: type[BaseModel]  # the model of its artifact
     spec: str  # "module:attribute" of its StageSpec, imported by workers only
@@ -42,6 +49,16 @@ class StageDecl:
     # The job's result waits for it. A stage that does not (search indexing) runs after
     # the job has succeeded; its failure is reported without failing the job.
     result: bool = True
+
+    def __post_init__(self) -> None:
+        missing = [lang for lang in LANGUAGES if not self.labels.get(lang)]
+        if missing:
+            raise ValueError(f"stage {self.name!r} has no label in {', '.join(missing)}")
+
+    @property
+    def label(self) -> str:
+        """The English label."""
+        return self.labels["en"]
 
 
 class StageGraph:
@@ -100,6 +117,24 @@ class StageGraph:
                 found.add(decl.name)
         return tuple(n for n in self.names if n in found)
 
+    def producer(self, model: type[BaseModel]) -> StageDecl:
+        """The stage whose artifact is a `model` (its declared output, exactly that class):
+        what code that needs "the merged result" or "the diarization" asks, rather than
+        spelling a stage name. An error when no stage or several make one."""
+        found = self.find_producer(model)
+        if found is None:
+            raise LookupError(f"no stage of the graph makes {model.__name__}")
+        return found
+
+    def find_producer(self, model: type[BaseModel]) -> StageDecl | None:
+        """Like `producer`, for an artifact a graph may do without (search passages): None
+        when no stage makes one; still an error when several do."""
+        found = [d for d in self if d.output is model]
+        if len(found) > 1:
+            which = ", ".join(d.name for d in found)
+            raise LookupError(f"several stages of the graph make {model.__name__}: {which}")
+        return found[0] if found else None
+
     @property
     def roots(self) -> tuple[str, ...]:
         """The stages that read only the upload: where a job starts."""
@@ -116,30 +151,35 @@ class StageGraph:
 
 DEFAULT_GRAPH = StageGraph(
     [
-        StageDecl("decode", "Decoding", (), DecodedAudio, "stages.specs:DECODE"),
         StageDecl(
-            "diarize", "Finding speakers", ("decode",), Diarization, "stages.specs:DIARIZE",
-            engine="diarizer",
+            "decode", {"en": "Decoding", "fr": "Décodage"}, (), DecodedAudio,
+            "stages.specs:DECODE",
         ),
         StageDecl(
-            "transcribe", "Transcribing", ("decode",), Transcript, "stages.specs:TRANSCRIBE",
-            engine="transcriber",
+            "diarize", {"en": "Finding speakers", "fr": "Repérage des intervenants"},
+            ("decode",), Diarization, "stages.specs:DIARIZE", engine="diarizer",
         ),
         StageDecl(
-            "identify", "Naming speakers", ("diarize",), Identification, "stages.specs:IDENTIFY",
-            engine="encoder",
+            "transcribe", {"en": "Transcribing", "fr": "Transcription"}, ("decode",),
+            Transcript, "stages.specs:TRANSCRIBE", engine="transcriber",
         ),
         StageDecl(
-            "merge", "Merging", ("decode", "diarize", "transcribe", "identify"), MeetingResult,
-            "stages.specs:MERGE",
+            "identify", {"en": "Naming speakers", "fr": "Identification"}, ("diarize",),
+            Identification, "stages.specs:IDENTIFY", engine="encoder",
+        ),
+        StageDecl(
+            "merge", {"en": "Merging", "fr": "Assemblage"},
+            ("decode", "diarize", "transcribe", "identify"), MeetingResult, "stages.specs:MERGE",
         ),
         # Search indexing: after the result, so a transcript never waits for it.
         StageDecl(
-            "embed", "Indexing for search", ("merge",), SearchPassages, "stages.specs:EMBED",
-            engine="text_embedder", result=False,
+            "embed", {"en": "Indexing for search", "fr": "Indexation pour la recherche"},
+            ("merge",), SearchPassages, "stages.specs:EMBED", engine="text_embedder",
+            result=False,
         ),
     ]
 )  # fmt: skip
+
 
 @functools.cache
 def load_graph(path: str) -> StageGraph:

@@ -8,6 +8,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from pydantic import AfterValidator
 
+from core.graph import StageGraph
 from core.settings import Settings
 from events.bus import EventBus
 from gateway.auth import Principal, resolve_principal
@@ -60,6 +61,11 @@ def get_bus(services: ServicesDep) -> EventBus:
     return services.bus
 
 
+def get_graph(services: ServicesDep) -> StageGraph:
+    # The deployment's (SCRIBE_STAGE_GRAPH): ask it for a stage, e.g. graph.producer(Model).
+    return services.graph
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
 RecordStoreDep = Annotated[ArtifactRecordStore, Depends(get_records)]
@@ -68,6 +74,7 @@ CorrectionStoreDep = Annotated[CorrectionStore, Depends(get_corrections)]
 CalibrationStoreDep = Annotated[CalibrationStore, Depends(get_calibration)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+GraphDep = Annotated[StageGraph, Depends(get_graph)]
 
 
 async def get_principal(

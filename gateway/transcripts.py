@@ -20,13 +20,15 @@ async def corrected_result(
     job = await services.jobs.get_job(job_id, owner)
     if job.status != "succeeded":
         raise _not_ready(job)
-    record = await services.records.current_artifact(job_id, "merge")
+    record = await services.records.current_artifact(
+        job_id, services.graph.producer(MeetingResult).name
+    )
     if record is None:
         raise NotFound(f"job {job_id} succeeded but has no merged result recorded")
     store = services.store
     result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
     corrections = await services.corrections.list_corrections(job_id, owner)
-    return apply_corrections(result, corrections, basis=record.sha256)
+    return apply_corrections(result, corrections, services.graph, basis=record.sha256)
 
 
 def _not_ready(job: Job) -> Conflict:

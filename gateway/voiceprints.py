@@ -137,7 +137,9 @@ async def rename_speaker(
     if not any(s.id == label for s in result.speakers):
         known = ", ".join(s.id for s in result.speakers) or "none"
         raise NotFound(f"job {job_id} has no speaker {label!r} (its speakers: {known})")
-    diarize = await services.records.current_artifact(job_id, "diarize")
+    diarize = await services.records.current_artifact(
+        job_id, services.graph.producer(Diarization).name
+    )
     if diarize is None:
         raise Conflict(f"job {job_id} has no diarization recorded")
 

@@ -37,10 +37,6 @@ def _load_audio(store: ArtifactStore, decoded: DecodedAudio) -> np.ndarray:
         return decode_stage.load_wav(path)
 
 
-def _input(si: StageInput, stage: str) -> str:
-    return si.state.store.key_of(si.inputs[stage].uri)
-
-
 def decode(si: StageInput) -> StoredObject:
     store = si.state.store
     settings = si.state.settings
@@ -69,7 +65,7 @@ def decode(si: StageInput) -> StoredObject:
 
 def diarize(si: StageInput) -> StoredObject:
     store = si.state.store
-    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
+    decoded = si.read(DecodedAudio)
     try:
         params = diarize_stage.DiarizeParams.model_validate(
             {k: si.params[k] for k in ("num_speakers", "min_speakers", "max_speakers")}
@@ -83,7 +79,7 @@ def diarize(si: StageInput) -> StoredObject:
 
 def transcribe(si: StageInput) -> StoredObject:
     store = si.state.store
-    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
+    decoded = si.read(DecodedAudio)
     params = transcribe_stage.TranscribeParams(
         language=si.params["language"], beam_size=si.params["beam_size"], vad_filter=True
     )
@@ -94,7 +90,7 @@ def transcribe(si: StageInput) -> StoredObject:
 
 def identify(si: StageInput) -> StoredObject:
     store = si.state.store
-    diarization = store.get_json(_input(si, "diarize"), Diarization)
+    diarization = si.read(Diarization)
     voiceprints = [
         identify_stage.Voiceprint(id=i, name=n, model=m, embedding=e)
         for i, n, m, e in si.params["voiceprint_list"]
@@ -109,11 +105,12 @@ def identify(si: StageInput) -> StoredObject:
 
 
 def merge(si: StageInput) -> StoredObject:
+    # Its inputs by artifact type: which stages make them is the graph's declaration.
     store = si.state.store
-    decoded = store.get_json(_input(si, "decode"), DecodedAudio)
-    diarization = store.get_json(_input(si, "diarize"), Diarization)
-    transcript = store.get_json(_input(si, "transcribe"), Transcript)
-    identification = store.get_json(_input(si, "identify"), Identification)
+    decoded = si.read(DecodedAudio)
+    diarization = si.read(Diarization)
+    transcript = si.read(Transcript)
+    identification = si.read(Identification)
     provenance = {
         name: ProvenanceEntry(uri=r.uri, sha256=r.sha256, model=r.model, params=r.params)
         for name, r in si.inputs.items()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from core.artifacts import ArtifactRecord
 from core.events import ProgressCallback
@@ -19,6 +21,8 @@ from storage.artifacts import StoredObject
 
 if TYPE_CHECKING:
     from stages.runtime import WorkerState
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -31,6 +35,24 @@ class StageInput:
     inputs: dict[str, ArtifactRecord]  # the current artifact of each stage it reads
     params: dict[str, Any]
     progress: ProgressCallback
+
+    def input_of(self, model: type[BaseModel]) -> ArtifactRecord:
+        """The record of the input whose artifact is a `model`: the stage this one reads
+        whose declared output (core/graph.py) is that class. A stage's code names what it
+        reads by artifact type, so the stage names stay in the declaration."""
+        graph = self.state.graph
+        found = [r for name, r in self.inputs.items() if graph[name].output is model]
+        if len(found) != 1:
+            raise LookupError(
+                f"a stage reading {', '.join(self.inputs) or 'only the upload'} has"
+                f" {len(found)} inputs that are a {model.__name__}, not one"
+            )
+        return found[0]
+
+    def read(self, model: type[M]) -> M:
+        """The input artifact that is a `model`, loaded (see `input_of`)."""
+        store = self.state.store
+        return store.get_json(store.key_of(self.input_of(model).uri), model)
 
 
 @dataclass(frozen=True)

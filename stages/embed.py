@@ -42,10 +42,10 @@ def corrections_digest(corrections: list[Correction]) -> str:
 
 def embed(si: StageInput) -> StoredObject:
     store = si.state.store
-    merge = si.inputs["merge"]
+    merge = si.input_of(MeetingResult)
     result = store.get_json(store.key_of(merge.uri), MeetingResult)
     corrections = [Correction.model_validate(c) for c in si.params["correction_list"]]
-    corrected = apply_corrections(result, corrections, basis=merge.sha256)
+    corrected = apply_corrections(result, corrections, si.state.graph, basis=merge.sha256)
     passages = cut_passages(corrected, int(si.params["passage_max_chars"]))
     embedder = si.state.models.text_embedder()
     rows: list[np.ndarray] = []

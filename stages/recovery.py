@@ -32,7 +32,7 @@ from taskiq import AsyncBroker
 
 from core.errors import ScribeError, StageFailed
 from core.events import TERMINAL_EVENTS, JobEvent
-from core.graph import DEFAULT_GRAPH, StageGraph
+from core.graph import StageGraph
 from core.settings import Settings
 from events.bus import EventBus
 from events.queue import group_name, make_broker, queue_key, send_stages
@@ -188,7 +188,7 @@ class Reaper:
         redis: aioredis.Redis,
         store: ArtifactStore,
         bus: EventBus,
-        graph: StageGraph = DEFAULT_GRAPH,
+        graph: StageGraph,
     ) -> None:
         self.settings = settings
         self.pool = pool

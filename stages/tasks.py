@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
-from core.artifacts import ArtifactRecord
+from core.artifacts import ArtifactRecord, DecodedAudio, Transcript
 from core.errors import ScribeError, StageFailed
 from core.events import JobEvent
 from core.graph import StageDecl, StageGraph
@@ -277,11 +277,13 @@ def _message(stage: str, exc: BaseException) -> str:
 
 
 async def _after_stage(state: WorkerState, stage: str, job_id: str, record: ArtifactRecord) -> None:
-    """Copy the facts the job list shows (duration, language) onto the job row."""
-    if stage not in ("decode", "transcribe"):
+    """Copy the facts the job list shows onto the job row: the duration from the decoded
+    audio, the language from the transcript (whichever stages of the graph make them)."""
+    output = state.graph[stage].output
+    if output is not DecodedAudio and output is not Transcript:
         return
     doc = await asyncio.to_thread(state.store.get_dict, state.store.key_of(record.uri))
-    if stage == "decode":
+    if output is DecodedAudio:
         await state.jobs.set_job_info(job_id, duration_s=doc.get("duration_s"))
     else:
         await state.jobs.set_job_info(job_id, language=doc.get("language"))

@@ -47,12 +47,14 @@ class CalibrationStore:
             )
         return float(value) if value is not None else None
 
-    async def current_embedding_model(self) -> str | None:
-        """The speaker-embedding model of the latest identify run: voiceprints made by
-        another model are stale (identify ignores them). None before any identify ran."""
+    async def current_embedding_model(self, identify: str) -> str | None:
+        """The speaker-embedding model of the latest run of stage `identify` (the graph's
+        producer of the Identification): voiceprints made by another model are stale
+        (identify ignores them). None before any identify ran."""
         async with self.pool.acquire() as conn:
             value = await conn.fetchval(
-                "SELECT model FROM artifacts WHERE stage = 'identify' AND model IS NOT NULL"
-                " ORDER BY created_at DESC LIMIT 1"
+                "SELECT model FROM artifacts WHERE stage = $1 AND model IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT 1",
+                identify,
             )
         return str(value) if value is not None else None

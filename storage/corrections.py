@@ -67,18 +67,20 @@ class CorrectionStore:
     # ------------------------------------------------------------ identification in use
 
     async def identify_feedback(
-        self, kind: str, owner: str | None = None
+        self, identify: str, kind: str, owner: str | None = None
     ) -> list[tuple[str, list[dict[str, Any]]]]:
-        """(uri of the job's current identify artifact, its corrections of `kind` oldest
-        first) for every job (of `owner`) with at least one such correction."""
+        """(uri of the job's current artifact of stage `identify`, the graph's producer of
+        the Identification, and its corrections of `kind` oldest first) for every job (of
+        `owner`) with at least one such correction."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT a.uri, jsonb_agg(c.payload ORDER BY c.created_at, c.id) AS payloads"
                 " FROM corrections c"
                 " JOIN jobs j ON j.id = c.job_id"
-                " JOIN job_stages s ON s.job_id = c.job_id AND s.stage = 'identify'"
+                " JOIN job_stages s ON s.job_id = c.job_id AND s.stage = $1"
                 " JOIN artifacts a ON a.id = s.artifact_id"
-                f" WHERE c.kind = $1 AND {mine(2, 'j.owner')} GROUP BY a.uri",
+                f" WHERE c.kind = $2 AND {mine(3, 'j.owner')} GROUP BY a.uri",
+                identify,
                 kind,
                 owner_id(owner),
             )

@@ -15,7 +15,7 @@ import asyncpg
 
 from core.artifacts import JobParams
 from core.errors import NotFound, TooManyJobs
-from core.graph import DEFAULT_GRAPH, StageGraph
+from core.graph import StageGraph
 from core.jobs import Job, JobError, StageState
 from storage.sql import mine, owner_id, parse_id
 
@@ -40,7 +40,7 @@ FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool, graph: StageGraph = DEFAULT_GRAPH) -> None:
+    def __init__(self, pool: asyncpg.Pool, graph: StageGraph) -> None:
         self.pool = pool
         self.graph = graph  # the stage rows a job gets
 

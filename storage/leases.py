@@ -19,7 +19,7 @@ from datetime import datetime
 
 import asyncpg
 
-from core.graph import DEFAULT_GRAPH, StageGraph
+from core.graph import StageGraph
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ _ACTIVE_AFTER_RESULT = ("queued", "running", "succeeded")
 
 
 class LeaseStore:
-    def __init__(self, pool: asyncpg.Pool, graph: StageGraph = DEFAULT_GRAPH) -> None:
+    def __init__(self, pool: asyncpg.Pool, graph: StageGraph) -> None:
         self.pool = pool
         self.graph = graph
 

@@ -163,7 +163,9 @@ async def add_correction(
             check_fix_text(result, payload)
     except CorrectionOutOfRange as exc:
         raise InvalidRequest(str(exc)) from None
-    merge = await services.records.current_artifact(job_id, "merge")
+    merge = await services.records.current_artifact(
+        job_id, services.graph.producer(MeetingResult).name
+    )
     if merge is not None:  # the indices mean something only for this merged result
         payload["merge_sha256"] = merge.sha256
     added = await services.corrections.add_correction(job_id, body.kind, payload, principal.owner)
@@ -184,11 +186,15 @@ async def undo_correction(
     corrections = await services.corrections.list_corrections(job_id, owner)
     if not any(c.id == correction_id for c in corrections):
         raise NotFound(f"job {job_id} has no correction {correction_id}")
-    merge = await services.records.current_artifact(job_id, "merge")
+    merge = await services.records.current_artifact(
+        job_id, services.graph.producer(MeetingResult).name
+    )
     if merge is not None:
         store = services.store
         result = await asyncio.to_thread(store.get_json, store.key_of(merge.uri), MeetingResult)
-        blocked = undo_blocked_by(result, corrections, correction_id, basis=merge.sha256)
+        blocked = undo_blocked_by(
+            result, corrections, correction_id, services.graph, basis=merge.sha256
+        )
         if blocked:
             raise Conflict(
                 f"correction {correction_id} split a segment, so the {len(blocked)} segment"

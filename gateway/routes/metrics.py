@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from core.artifacts import Identification
 from core.corrections import RENAME_SPEAKER
-from gateway.deps import CorrectionStoreDep, PrincipalDep, StoreDep
+from gateway.deps import CorrectionStoreDep, GraphDep, PrincipalDep, StoreDep
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -58,11 +58,14 @@ def tally(identification: Identification, renames: list[dict[str, Any]]) -> dict
     summary="How often identification was confirmed or corrected, per embedding model",
 )
 async def accuracy(
-    corrections: CorrectionStoreDep, store: StoreDep, principal: PrincipalDep
+    corrections: CorrectionStoreDep, store: StoreDep, graph: GraphDep, principal: PrincipalDep
 ) -> list[ModelAccuracy]:
     totals: dict[str | None, dict[str, int]] = {}
+    identify = graph.producer(Identification).name
     # A tenant's figures come from its own jobs' corrections only.
-    for uri, renames in await corrections.identify_feedback(RENAME_SPEAKER, principal.owner):
+    for uri, renames in await corrections.identify_feedback(
+        identify, RENAME_SPEAKER, principal.owner
+    ):
         ident = await asyncio.to_thread(store.get_json, store.key_of(uri), Identification)
         counts = tally(ident, renames)
         acc = totals.setdefault(ident.embedding_model, dict.fromkeys(counts, 0))

@@ -13,7 +13,15 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
 from core.errors import Conflict, NotFound
-from gateway.deps import JobId, JobStoreDep, PrincipalDep, RecordStoreDep, ServicesDep, StoreDep
+from gateway.deps import (
+    GraphDep,
+    JobId,
+    JobStoreDep,
+    PrincipalDep,
+    RecordStoreDep,
+    ServicesDep,
+    StoreDep,
+)
 from gateway.transcripts import corrected_result
 from storage.artifacts import ArtifactStore
 
@@ -140,17 +148,19 @@ async def job_audio(
     jobs: JobStoreDep,
     records: RecordStoreDep,
     store: StoreDep,
+    graph: GraphDep,
     principal: PrincipalDep,
     token: Annotated[
         str | None, Query(description="a stream token, for clients that cannot send headers")
     ] = None,
 ) -> Response:
     job = await jobs.get_job(job_id, principal.owner)
-    record = await records.current_artifact(job_id, "decode")
+    decode = graph.producer(DecodedAudio).name
+    record = await records.current_artifact(job_id, decode)
     if record is None:
         if job.status == "failed":
             raise Conflict(f"job {job_id} failed before its audio was decoded")
-        raise Conflict(f"job {job_id} is {job.status}; its audio is ready once decode finishes")
+        raise Conflict(f"job {job_id} is {job.status}; its audio is ready once {decode} finishes")
     decoded = await asyncio.to_thread(store.get_json, store.key_of(record.uri), DecodedAudio)
     key = store.key_of(decoded.audio_uri)
     if not await asyncio.to_thread(store.exists, key):

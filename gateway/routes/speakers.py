@@ -14,10 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from core.artifacts import Identification
 from core.errors import BadInput
 from core.jobs import Speaker, SpeakerGovernance
 from gateway.deps import (
     CalibrationStoreDep,
+    GraphDep,
     PrincipalDep,
     ServicesDep,
     SettingsDep,
@@ -140,9 +142,14 @@ async def enroll_speaker(
 
 @router.get("", response_model=list[Speaker], summary="Enrolled speakers")
 async def list_speakers(
-    speakers: SpeakerStoreDep, calibration: CalibrationStoreDep, principal: PrincipalDep
+    speakers: SpeakerStoreDep,
+    calibration: CalibrationStoreDep,
+    graph: GraphDep,
+    principal: PrincipalDep,
 ) -> list[Speaker]:
-    current = await calibration.current_embedding_model()
+    # A graph without an identify stage has no current model: no voiceprint is stale.
+    identify = graph.find_producer(Identification)
+    current = await calibration.current_embedding_model(identify.name) if identify else None
     enrolled = await speakers.list_speakers(principal.owner)
     if current is None:
         return enrolled

@@ -144,7 +144,10 @@ def test_french_interface(page_gateway: LocalSystem, browser: Browser, screensho
         page.locator("#job-list li a").first.click()
         page.wait_for_selector("#transcript li.para")
         assert "Intervenant 1" in page.inner_text("#speakers")
-        assert page.inner_text("#stages li[data-stage=decode] .stage-label") == "Décodage"
+        # The labels are the graph's (GET /v1/stages), in the page's language: every stage.
+        label = "#stages li[data-stage={}] .stage-label".format
+        assert page.inner_text(label("decode")) == "Décodage"
+        assert page.inner_text(label("embed")) == "Indexation pour la recherche"
         page.screenshot(path=str(screenshots / "page-french-laptop.png"))
         problems = axe_problems(page, "French")
 
@@ -152,6 +155,7 @@ def test_french_interface(page_gateway: LocalSystem, browser: Browser, screensho
         page.wait_for_selector("#jobs-title:text-is('Recordings')")
         assert page.get_attribute("html", "lang") == "en"
         assert "Speaker 1" in page.inner_text("#speakers")
+        assert page.inner_text(label("embed")) == "Indexing for search"
         page.reload()
         page.wait_for_selector("#jobs-title:text-is('Recordings')")
         assert problems == [], problems

@@ -56,7 +56,7 @@ async def record(pool: asyncpg.Pool, job_id: str, stage: str) -> str:
 async def test_one_live_lease_per_stage_and_takeover_after_expiry(
     db_pool: asyncpg.Pool,
 ) -> None:
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
 
     first = await leases.acquire(job_id, "decode", "w1", ttl_s=0.5)
@@ -88,7 +88,7 @@ async def test_one_live_lease_per_stage_and_takeover_after_expiry(
 
 
 async def test_reaper_takes_an_expired_stage_once(db_pool: asyncpg.Pool) -> None:
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
     assert isinstance(await leases.acquire(job_id, "decode", "dead", ttl_s=0.2), LeaseGrant)
     assert (job_id, "decode") not in await leases.take_over_expired()
@@ -101,7 +101,7 @@ async def test_reaper_takes_an_expired_stage_once(db_pool: asyncpg.Pool) -> None
 
 
 async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
     assert isinstance(await leases.acquire(job_id, "decode", "w", ttl_s=5), LeaseGrant)
     assert await leases.succeed(
@@ -118,7 +118,7 @@ async def test_stalled_job_between_stages(db_pool: asyncpg.Pool) -> None:
 
 
 async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyncpg.Pool) -> None:
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
     for stage in DEFAULT_GRAPH.names:
         assert isinstance(await leases.acquire(job_id, stage, "w", ttl_s=5), LeaseGrant)
@@ -139,7 +139,7 @@ async def test_last_stage_ends_the_job_and_marks_its_event_pending(db_pool: asyn
 async def test_sweep_removes_old_temporaries_and_jobless_uploads(
     db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    jobs = JobStore(db_pool)
+    jobs = JobStore(db_pool, DEFAULT_GRAPH)
     store = ArtifactStore("file", str(tmp_path / "store"))
     kept_job = await new_job(jobs)
     orphan_job = str(uuid.uuid4())
@@ -203,7 +203,7 @@ async def succeed(leases: LeaseStore, job_id: str, stage: str) -> Succeeded:
 
 
 async def test_decode_releases_diarize_and_transcribe_together(db_pool: asyncpg.Pool) -> None:
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
     refused = await leases.acquire(job_id, "identify", "w", ttl_s=5)
     assert isinstance(refused, LeaseRefusal) and refused.waiting_for == "diarize"
@@ -217,7 +217,7 @@ async def test_decode_releases_diarize_and_transcribe_together(db_pool: asyncpg.
 
 async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Pool) -> None:
     for _ in range(5):  # a race: played several times
-        jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+        jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
         job_id = await new_job(jobs)
         await succeed(leases, job_id, "decode")
         assert (await succeed(leases, job_id, "diarize")).ready == ("identify",)
@@ -240,7 +240,11 @@ async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Po
         assert (await jobs.get_job(job_id)).status == "succeeded"
 
 
-SHOUT = StageDecl("shout", "Shouting", ("merge",), MeetingResult, "nowhere:SPEC", result=False)
+SHOUT = StageDecl(
+    "shout", {"en": "Shouting", "fr": "Cris"}, ("merge",), MeetingResult, "nowhere:SPEC",
+    result=False,
+)
+AB = {"en": "A stage", "fr": "Une étape"}  # labels, for graphs that are never run
 
 
 async def test_a_stage_after_the_result_runs_after_success_and_fails_alone(
@@ -273,20 +277,22 @@ async def test_a_stage_after_the_result_runs_after_success_and_fails_alone(
 
 
 def test_a_graph_refuses_what_cannot_run() -> None:
+    with pytest.raises(ValueError, match="no label in fr"):
+        StageDecl("a", {"en": "A stage"}, (), MeetingResult, "x:y")
     with pytest.raises(ValueError, match="not declared before it"):
-        StageGraph([StageDecl("a", "A", ("b",), MeetingResult, "x:y")])
+        StageGraph([StageDecl("a", AB, ("b",), MeetingResult, "x:y")])
     with pytest.raises(ValueError, match="declared twice"):
-        DEFAULT_GRAPH.with_stage(StageDecl("merge", "M", (), MeetingResult, "x:y"))
+        DEFAULT_GRAPH.with_stage(StageDecl("merge", AB, (), MeetingResult, "x:y"))
     with pytest.raises(ValueError, match="runs after the result"):
         DEFAULT_GRAPH.with_stage(SHOUT).with_stage(
-            StageDecl("late", "L", ("shout",), MeetingResult, "x:y", result=True)
+            StageDecl("late", AB, ("shout",), MeetingResult, "x:y", result=True)
         )
 
 
 async def test_a_lost_stage_is_resumed_while_another_one_runs(db_pool: asyncpg.Pool) -> None:
     """diarize is done and identify's message is lost while transcribe runs long: the
     reaper's query offers identify without waiting for transcribe."""
-    jobs, leases = JobStore(db_pool), LeaseStore(db_pool)
+    jobs, leases = JobStore(db_pool, DEFAULT_GRAPH), LeaseStore(db_pool, DEFAULT_GRAPH)
     job_id = await new_job(jobs)
     await succeed(leases, job_id, "decode")
     assert isinstance(await leases.acquire(job_id, "transcribe", "long", ttl_s=60), LeaseGrant)

@@ -106,6 +106,18 @@ async def test_upload_creates_job(
     assert job_id in [j["id"] for j in listed.json()]
 
 
+async def test_the_stage_list_carries_each_stage_s_labels(client: httpx.AsyncClient) -> None:
+    """The page shows these, in its language: it keeps no table of stage labels itself."""
+    listed = (await client.get("/v1/stages")).json()
+    assert [s["name"] for s in listed] == list(DEFAULT_GRAPH.names)
+    for s in listed:
+        decl = DEFAULT_GRAPH[s["name"]]
+        assert s["labels"] == decl.labels and set(s["labels"]) == {"en", "fr"}
+        assert s["label"] == decl.labels["en"]
+    embed = next(s for s in listed if not s["result"])
+    assert embed["labels"]["fr"] == "Indexation pour la recherche"
+
+
 async def test_field_order_does_not_matter(client: httpx.AsyncClient, wav: bytes) -> None:
     boundary = "b0undary"
     body = (

@@ -13,6 +13,7 @@ from core.corrections import (
     apply_corrections,
     blend_voiceprints,
 )
+from core.graph import DEFAULT_GRAPH
 
 DIARIZE_SHA = "d" * 64
 
@@ -45,13 +46,13 @@ def rename(speaker: str, name: str, **more: Any) -> Correction:
 
 def test_no_corrections_is_the_same_result() -> None:
     original = meeting()
-    assert apply_corrections(original, []) == original
+    assert apply_corrections(original, [], DEFAULT_GRAPH) == original
 
 
 def test_rename_applies_everywhere_and_leaves_the_input_alone() -> None:
     original = meeting()
     before = original.model_dump()
-    fixed = apply_corrections(original, [rename("S2", "Alice")])
+    fixed = apply_corrections(original, [rename("S2", "Alice")], DEFAULT_GRAPH)
     assert original.model_dump() == before  # a copy, not an edit in place
     assert [(s.id, s.name) for s in fixed.speakers] == [("S1", "Bob"), ("S2", "Alice")]
     txt = formats.to_txt(fixed)
@@ -61,15 +62,19 @@ def test_rename_applies_everywhere_and_leaves_the_input_alone() -> None:
 
 
 def test_rename_replaces_a_voiceprint_guess() -> None:
-    fixed = apply_corrections(meeting(), [rename("S1", "Carol")])
+    fixed = apply_corrections(meeting(), [rename("S1", "Carol")], DEFAULT_GRAPH)
     s1 = fixed.speakers[0]
     assert (s1.name, s1.speaker_id, s1.confidence) == ("Carol", None, None)
-    linked = apply_corrections(meeting(), [rename("S1", "Carol", speaker_id="vp-carol")])
+    linked = apply_corrections(
+        meeting(), [rename("S1", "Carol", speaker_id="vp-carol")], DEFAULT_GRAPH
+    )
     assert linked.speakers[0].speaker_id == "vp-carol"
 
 
 def test_later_corrections_win() -> None:
-    fixed = apply_corrections(meeting(), [rename("S2", "Alice"), rename("S2", "Alicia")])
+    fixed = apply_corrections(
+        meeting(), [rename("S2", "Alice"), rename("S2", "Alicia")], DEFAULT_GRAPH
+    )
     assert fixed.speakers[1].name == "Alicia"
 
 
@@ -81,7 +86,7 @@ def test_unknown_label_kind_or_bad_payload_is_skipped() -> None:
         corr(RENAME_SPEAKER, speaker="S1"),  # no name
         rename("S1", ""),
     ]
-    assert apply_corrections(original, skipped) == original
+    assert apply_corrections(original, skipped, DEFAULT_GRAPH) == original
 
 
 def test_rename_of_an_older_diarization_no_longer_applies() -> None:
@@ -89,7 +94,7 @@ def test_rename_of_an_older_diarization_no_longer_applies() -> None:
     # diarization is skipped; one pinned to the current one applies.
     stale = rename("S2", "Alice", diarize_sha256="0" * 64)
     current = rename("S1", "Dave", diarize_sha256=DIARIZE_SHA)
-    fixed = apply_corrections(meeting(), [stale, current])
+    fixed = apply_corrections(meeting(), [stale, current], DEFAULT_GRAPH)
     assert [s.name for s in fixed.speakers] == ["Dave", None]
 
 
@@ -114,10 +119,10 @@ def test_segment_corrections_apply_only_to_the_merged_result_they_were_made_on()
         payload={"segment": 1, "text": "Hello there.", "merge_sha256": made_on},
     )
     named = rename("S2", "Alice")
-    same = apply_corrections(meeting(), [fix, named], basis=made_on)
+    same = apply_corrections(meeting(), [fix, named], DEFAULT_GRAPH, basis=made_on)
     assert same.segments[1].text == "Hello there."
-    replayed = apply_corrections(meeting(), [fix, named], basis="b" * 64)
+    replayed = apply_corrections(meeting(), [fix, named], DEFAULT_GRAPH, basis="b" * 64)
     assert replayed.segments[1].text == "Hi."
     assert {s.id: s.name for s in replayed.speakers}["S2"] == "Alice"
     # Without a known basis (an older caller), the correction applies as before.
-    assert apply_corrections(meeting(), [fix]).segments[1].text == "Hello there."
+    assert apply_corrections(meeting(), [fix], DEFAULT_GRAPH).segments[1].text == "Hello there."

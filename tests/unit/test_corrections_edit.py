@@ -16,6 +16,7 @@ from core.corrections import (
     check_fix_text,
     check_reassign,
 )
+from core.graph import DEFAULT_GRAPH
 
 MERGE_SHA = "m" * 64
 
@@ -51,7 +52,9 @@ def corr(kind: str, **payload: Any) -> Correction:
 def test_reassign_a_whole_segment() -> None:
     original = meeting()
     before = original.model_dump()
-    fixed = apply_corrections(original, [corr(REASSIGN, segment=1, speaker="S1")])
+    fixed = apply_corrections(
+        original, [corr(REASSIGN, segment=1, speaker="S1")], DEFAULT_GRAPH
+    )
     assert original.model_dump() == before
     assert [s.speaker for s in fixed.segments] == ["S1", "S1"]
     assert {w.speaker for w in fixed.segments[1].words} == {"S1"}
@@ -59,7 +62,9 @@ def test_reassign_a_whole_segment() -> None:
 
 def test_reassign_a_word_range_splits_the_segment() -> None:
     fixed = apply_corrections(
-        meeting(), [corr(REASSIGN, segment=0, word_start=1, word_end=3, speaker="S2")]
+        meeting(),
+        [corr(REASSIGN, segment=0, word_start=1, word_end=3, speaker="S2")],
+        DEFAULT_GRAPH,
     )
     assert [(s.speaker, s.text) for s in fixed.segments] == [
         ("S1", "one"), ("S2", "two three"), ("S1", "four"), ("S2", "yes no"),
@@ -68,7 +73,7 @@ def test_reassign_a_word_range_splits_the_segment() -> None:
 
 
 def test_reassign_to_a_new_label_adds_the_speaker() -> None:
-    fixed = apply_corrections(meeting(), [corr(REASSIGN, segment=1, speaker="S3")])
+    fixed = apply_corrections(meeting(), [corr(REASSIGN, segment=1, speaker="S3")], DEFAULT_GRAPH)
     assert [s.id for s in fixed.speakers] == ["S1", "S2", "S3"]
 
 
@@ -76,9 +81,10 @@ def test_reassign_for_another_merge_is_skipped() -> None:
     """`basis` is the sha256 of the merged result being corrected (the gateway passes the
     current merge artifact's); a reassign made on another one is left out."""
     c = corr(REASSIGN, segment=1, speaker="S1", merge_sha256="x" * 64)
-    assert apply_corrections(meeting(), [c], basis=MERGE_SHA) == meeting()
+    assert apply_corrections(meeting(), [c], DEFAULT_GRAPH, basis=MERGE_SHA) == meeting()
     same = corr(REASSIGN, segment=1, speaker="S1", merge_sha256=MERGE_SHA)
-    assert apply_corrections(meeting(), [same], basis=MERGE_SHA).segments[1].speaker == "S1"
+    fixed = apply_corrections(meeting(), [same], DEFAULT_GRAPH, basis=MERGE_SHA)
+    assert fixed.segments[1].speaker == "S1"
 
 
 def test_bad_ranges_are_refused_by_the_check_and_skipped_on_read() -> None:
@@ -91,20 +97,24 @@ def test_bad_ranges_are_refused_by_the_check_and_skipped_on_read() -> None:
     ):
         with pytest.raises(CorrectionOutOfRange):
             check_reassign(m, payload)
-        assert apply_corrections(m, [corr(REASSIGN, **payload)]) == m
+        assert apply_corrections(m, [corr(REASSIGN, **payload)], DEFAULT_GRAPH) == m
     with pytest.raises(CorrectionOutOfRange):
         check_fix_text(m, {"segment": 1, "word": 2, "text": "x"})
 
 
 def test_fix_a_segments_text() -> None:
-    fixed = apply_corrections(meeting(), [corr(FIX_TEXT, segment=1, text="Yes, no.")])
+    fixed = apply_corrections(
+        meeting(), [corr(FIX_TEXT, segment=1, text="Yes, no.")], DEFAULT_GRAPH
+    )
     assert fixed.segments[1].text == "Yes, no."
     assert fixed.segments[1].words == []  # the old timings belong to the old words
     assert (fixed.segments[1].start, fixed.segments[1].end) == (5.0, 6.8)
 
 
 def test_fix_one_word_keeps_timings() -> None:
-    fixed = apply_corrections(meeting(), [corr(FIX_TEXT, segment=0, word=2, text="tree")])
+    fixed = apply_corrections(
+        meeting(), [corr(FIX_TEXT, segment=0, word=2, text="tree")], DEFAULT_GRAPH
+    )
     assert fixed.segments[0].text == "one two tree four"
     assert fixed.segments[0].words[2].start == 2.0
 
@@ -113,7 +123,7 @@ def test_corrections_apply_in_order() -> None:
     fixed = apply_corrections(meeting(), [
         corr(REASSIGN, segment=0, word_start=0, word_end=1, speaker="S2"),
         corr(FIX_TEXT, segment=1, text="two three four"),  # index 1 after the split
-    ])
+    ], DEFAULT_GRAPH)
     assert [(s.speaker, s.text) for s in fixed.segments] == [
         ("S2", "one"), ("S1", "two three four"), ("S2", "yes no"),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker
 from core.corrections import FIX_TEXT, RENAME_SPEAKER, Correction, apply_corrections
+from core.graph import DEFAULT_GRAPH
 from search.passages import cut_passages
 
 
@@ -86,7 +87,7 @@ def test_passages_show_the_corrected_speaker_and_words() -> None:
         Correction(id="1", job_id="job-1", kind=RENAME_SPEAKER, payload=rename),
         Correction(id="2", job_id="job-1", kind=FIX_TEXT, payload=fix),
     ]
-    passages = cut_passages(apply_corrections(result, fixes))
+    passages = cut_passages(apply_corrections(result, fixes, DEFAULT_GRAPH))
     assert passages[0].speaker_name == "Bob"
     assert passages[0].text == "The pilot budget is fine."
 

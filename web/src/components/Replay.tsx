@@ -5,7 +5,7 @@ import { Api } from "@/api/client";
 import type { Job, StageInfo } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { NO_STATUS, type Status } from "@/lib/status";
-import { stageLabel } from "./Stages";
+import { stageLabel } from "@/lib/stages";
 
 interface Props {
   job: Job;
@@ -44,7 +44,7 @@ export function Replay({ job, stages, failedStage, onStarted }: Props) {
           {t.fromStage}
           <select name="stage" id="replay-stage" value={stage} onChange={(e) => setStage(e.target.value)}>
             {stages.map((s) => (
-              <option key={s.name} value={s.name} title={stageLabel(t, s)}>
+              <option key={s.name} value={s.name} title={stageLabel(s, t.locale)}>
                 {s.name}
               </option>
             ))}

@@ -4,11 +4,7 @@ import { useEffect, useState } from "react";
 import type { StageInfo } from "@/api/types";
 import { useT } from "@/i18n/i18n";
 import { seconds } from "@/lib/format";
-import type { Row, Rows } from "@/lib/stages";
-
-export function stageLabel(t: ReturnType<typeof useT>, s: StageInfo): string {
-  return t.stageLabels[s.name] ?? s.label;
-}
+import { stageLabel, type Row, type Rows } from "@/lib/stages";
 
 function useNow(active: boolean): number {
   const [now, setNow] = useState(() => Date.now());
@@ -39,7 +35,7 @@ export function Stages({ stages, rows, announcement }: { stages: StageInfo[]; ro
         {stages.map((s) => {
           const row = rows[s.name];
           if (!row) return null;
-          const label = stageLabel(t, s);
+          const label = stageLabel(s, t.locale);
           return (
             <li key={s.name} className={row.status} data-stage={s.name} data-state={row.status}>
               <span className="stage-name">

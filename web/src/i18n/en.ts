@@ -121,7 +121,6 @@ export const en = {
   stagesLabel: "Stages",
   stageProgress: (label: string) => `${label}: progress`,
   state: { waiting: "waiting", queued: "queued", running: "running", succeeded: "done", reused: "reused", failed: "failed" } as Record<string, string>,
-  stageLabels: {} as Record<string, string>,
   started: (s: string) => `${s} started`,
   finished: (s: string) => `${s} finished`,
   reusedStage: (s: string) => `${s} reused`,

@@ -116,13 +116,6 @@ export const fr: Messages = {
   stagesLabel: "Étapes",
   stageProgress: (label) => `${label} : progression`,
   state: { waiting: "en attente", queued: "planifiée", running: "en cours", succeeded: "fait", reused: "réutilisée", failed: "échec" },
-  stageLabels: {
-    decode: "Décodage",
-    diarize: "Repérage des intervenants",
-    transcribe: "Transcription",
-    identify: "Identification",
-    merge: "Assemblage",
-  },
   started: (s) => `${s} commencé`,
   finished: (s) => `${s} terminé`,
   reusedStage: (s) => `${s} réutilisé`,

@@ -1,6 +1,13 @@
 // Stage rows as the page shows them, from the job store's view and from live events.
-// The stages and their order come from GET /v1/stages, never from a list of our own.
+// The stages, their order and their labels come from GET /v1/stages, never from a list of
+// our own: a new stage in the graph (core/graph.py) needs no change here.
 import type { Job, JobEvent, StageInfo } from "@/api/types";
+
+/** What a person reads for the stage in the page's language (the graph declares a label in
+ * each of them); the English one for a language it has none in. */
+export function stageLabel(s: StageInfo, locale: string): string {
+  return s.labels[locale] ?? s.label;
+}
 
 export type RowStatus = "waiting" | "queued" | "running" | "succeeded" | "reused" | "failed";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Segment } from "@/api/types";
 import { lineChanges, nextLabel, paragraphOf, paragraphs, pickWord, textFix, wordAt, wordIndex, wordsReassign } from "@/lib/transcript";
-import { applyEvent, downstream, emptyRows } from "@/lib/stages";
+import { applyEvent, downstream, emptyRows, stageLabel } from "@/lib/stages";
 import { chooseLanguage } from "@/i18n/i18n";
 import { bytes, clock, seconds } from "@/lib/format";
 
@@ -76,11 +76,17 @@ describe("the player following the transcript", () => {
 
 describe("stages", () => {
   const stages = [
-    { name: "decode", label: "Decoding", inputs: [], result: true },
-    { name: "diarize", label: "Finding speakers", inputs: ["decode"], result: true },
-    { name: "transcribe", label: "Transcribing", inputs: ["decode"], result: true },
-    { name: "merge", label: "Merging", inputs: ["diarize", "transcribe"], result: true },
+    { name: "decode", label: "Decoding", labels: { en: "Decoding", fr: "Décodage" }, inputs: [], result: true },
+    { name: "diarize", label: "Finding speakers", labels: { en: "Finding speakers", fr: "Repérage des intervenants" }, inputs: ["decode"], result: true },
+    { name: "transcribe", label: "Transcribing", labels: { en: "Transcribing", fr: "Transcription" }, inputs: ["decode"], result: true },
+    { name: "merge", label: "Merging", labels: { en: "Merging", fr: "Assemblage" }, inputs: ["diarize", "transcribe"], result: true },
   ];
+  it("labels a stage in the page's language, from the API", () => {
+    expect(stageLabel(stages[1]!, "fr")).toBe("Repérage des intervenants");
+    expect(stageLabel(stages[1]!, "en")).toBe("Finding speakers");
+    // A language the graph has no label in: English.
+    expect(stageLabel({ name: "shout", label: "Shouting", labels: { en: "Shouting" }, inputs: [], result: false }, "fr")).toBe("Shouting");
+  });
   it("replays a stage and what reads it, nothing else", () => {
     expect(downstream(stages, "diarize")).toEqual(["diarize", "merge"]);
   });
