@@ -79,7 +79,8 @@ def test_key_and_stream_tokens(
         page.fill("#api-key-input", made["token"])
         page.press("#api-key-input", "Enter")
         page.wait_for_selector(f"#job-list li[data-job='{made['done']}']")
-        assert page.evaluate("() => localStorage.getItem('scribe.apiKey')") == made["token"]
+        assert page.evaluate("() => sessionStorage.getItem('scribe.apiKey')") == made["token"]
+        assert page.evaluate("() => localStorage.getItem('scribe.apiKey')") is None
 
         # The finished job: its audio through a token, since <audio> cannot send the key.
         page.click(f"#job-list li[data-job='{made['done']}'] a")
