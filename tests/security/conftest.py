@@ -60,9 +60,7 @@ def guarded_settings(settings: Settings) -> Settings:
 
 
 @asynccontextmanager
-async def serving(
-    settings: Settings, services: Services, **options: Any
-) -> AsyncIterator[Gateway]:
+async def serving(settings: Settings, services: Services, **options: Any) -> AsyncIterator[Gateway]:
     """A gateway with these settings on a free loopback port, for as long as the block runs
     (`options` go to uvicorn, e.g. log_level)."""
     app = create_app(settings, services)

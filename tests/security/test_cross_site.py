@@ -117,9 +117,7 @@ async def test_a_named_host_and_its_subdomains_can_be_allowed(open_gateway: Gate
 
 
 @pytest.mark.parametrize("origin", [EVIL, "null", "http://127.0.0.1:1", "http://localhost:{port}"])
-async def test_an_upload_from_another_sites_page_is_403(
-    open_gateway: Gateway, origin: str
-) -> None:
+async def test_an_upload_from_another_sites_page_is_403(open_gateway: Gateway, origin: str) -> None:
     """A form on evil.example posting to the gateway: refused from its headers. Another
     port of this machine is another site too, and so is localhost for 127.0.0.1."""
     host = f"127.0.0.1:{open_gateway.port}"

@@ -112,4 +112,3 @@ def test_headers_past_the_gateways_bound_are_431_at_the_proxy(
     assert resp.status_code == 431, resp.text
     ok = httpx.get(f"{traefik.web}/healthz", headers={"X-Padding": "a" * 32 * 1024}, timeout=10)
     assert ok.status_code == 200
-

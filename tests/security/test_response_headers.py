@@ -141,7 +141,7 @@ async def test_the_hashes_follow_a_rebuilt_page(gateway: Gateway, tmp_path: Path
 
     html = (
         "<!doctype html><html><head><script>self.a=1</script>\r\n"
-        "<script src=\"/_next/x.js\"></script><script type=\"module\">\r\nlet b = '</p>'"
+        '<script src="/_next/x.js"></script><script type="module">\r\nlet b = \'</p>\''
         "\r\n</script></head><body><script>self.c=[1,\r\n2]</script></body></html>"
     )
     (tmp_path / "index.html").write_text(html, newline="")
@@ -174,4 +174,3 @@ async def test_docs_are_served_from_the_installed_package(gateway: Gateway) -> N
             assert got.status_code == 200, asset
             assert got.content == (Path(str(swagger_ui_path)) / Path(asset).name).read_bytes()
         assert (await c.get("/openapi.json")).json()["openapi"].startswith("3.1")
-
