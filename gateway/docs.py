@@ -4,7 +4,8 @@ FastAPI's own /docs loads Swagger UI's script and style from a CDN, so opening t
 would run a third party's code with this origin's rights. Here the same page
 (`get_swagger_ui_html`, FastAPI's "self-hosting JavaScript and CSS for docs") names the
 copy of swagger-ui-dist that the `swagger-ui-bundle-v2` package ships, served under
-`/docs/assets/`, and is sent with a Content-Security-Policy that allows this origin's
+`/docs/assets/` (those three files only: the package's own index.html would load the
+petstore example), and is sent with a Content-Security-Policy that allows this origin's
 files and the page's one inline script (by its hash) only.
 """
 
@@ -14,13 +15,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from gateway.headers import csp_for
 
 ASSETS = "/docs/assets"
+FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -41,4 +47,10 @@ def install(app: FastAPI) -> None:
     async def docs() -> HTMLResponse:
         return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
-    app.mount(ASSETS, StaticFiles(directory=Path(str(swagger_ui_path))), name="docs-assets")
+    folder = Path(str(swagger_ui_path))
+
+    @app.get(ASSETS + "/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        if name not in FILES:
+            raise HTTPException(404, f"no docs file {name[:100]!r}")
+        return FileResponse(folder / name, media_type=FILES[name])

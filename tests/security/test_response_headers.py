@@ -174,3 +174,6 @@ async def test_docs_are_served_from_the_installed_package(gateway: Gateway) -> N
             assert got.status_code == 200, asset
             assert got.content == (Path(str(swagger_ui_path)) / Path(asset).name).read_bytes()
         assert (await c.get("/openapi.json")).json()["openapi"].startswith("3.1")
+        # Only what /docs loads: not the package's index.html, which loads an example API.
+        for other in ("index.html", "swagger-initializer.js", "..%2F__init__.py"):
+            assert (await c.get(f"/docs/assets/{other}")).status_code == 404, other
