@@ -7,11 +7,12 @@ accepted, so switching the artifact store to S3 is one variable.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ModelName = Literal["transcriber", "diarizer", "encoder", "text_embedder"]
 MODEL_NAMES: tuple[ModelName, ...] = ("transcriber", "diarizer", "encoder", "text_embedder")
@@ -148,10 +149,15 @@ class Settings(BaseSettings):
     # HTTP limits, before any route runs (gateway.guard, gateway.server). Bodies of the
     # routes that are not uploads (JSON: corrections, renames, replays) are small.
     max_request_body_bytes: int = 256 * 1024
-    # The request line and headers must arrive within this; then each chunk of a body
-    # within the idle timeout, and a whole body (an upload) within the upload timeout.
+    # The request line and headers must arrive within this, and hold at most
+    # max_header_bytes (past it: 431); then each chunk of a body within the idle timeout,
+    # and a whole body within the request body timeout (an upload: the upload timeout).
     header_timeout_s: float = 10.0
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     body_idle_timeout_s: float = 30.0
+    # 256 KiB in 15 s is 17 KiB/s: a slow mobile line. What a client holds a connection
+    # with before its body is complete; a thousand such clients are max_connections.
+    request_body_timeout_s: float = Field(default=15.0, gt=0)
     upload_timeout_s: float = 3 * 3600.0
     # Open connections (and requests in progress) one gateway process serves; past it,
     # new ones get a 503. Per-client limits belong to the proxy (traefik.yml).
@@ -197,6 +203,28 @@ class Settings(BaseSettings):
     # Refuse to enroll a voiceprint (from clips or from a job) unless `consent_by` names
     # the person who agreed to it.
     voiceprint_require_consent: bool = False
+    # With auth off, the Host names the gateway answers to (any port), against DNS
+    # rebinding: a web page whose name comes to resolve to this machine gets 421. A leading
+    # "." admits a domain and its subdomains; "*" turns the check off. The address a
+    # connection came in on (e.g. a LAN IP with --host 0.0.0.0) is always admitted. In the
+    # environment: a comma list or a JSON list. With auth on, a key is the defence instead.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"]
+    )
+    # Origins besides the request's own Host (and public_url's) that may send requests
+    # that change something (POST, PUT, PATCH, DELETE) from a browser, e.g.
+    # "https://scribe.example.com"; others get 403 (gateway.guard).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith('["') or text == "[]":
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]  # "[::1]" too
+        return value
 
     @property
     def auth_enabled(self) -> bool:
@@ -227,6 +255,11 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is None:
                 continue
-            text = value.model_dump_json() if isinstance(value, BaseModel) else str(value)
+            if isinstance(value, BaseModel):
+                text = value.model_dump_json()
+            elif isinstance(value, list | dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
             env[f"SCRIBE_{name.upper()}"] = text
         return env

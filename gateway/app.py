@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from core.settings import Settings
-from gateway import errors, page
+from gateway import docs, errors, page
 from gateway.deps import get_principal
 from gateway.guard import RequestGuard
+from gateway.headers import SecurityHeaders
 from gateway.routes import (
     corrections,
     events,
@@ -99,7 +100,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         summary="Self-hosted meeting transcription: who said what, when.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # gateway.docs: Swagger UI from an installed package, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = services
     errors.install(app)
     app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(SecurityHeaders)  # outside the guard: its refusals get them too
     app.include_router(health.router)
     # What stages a job runs is no secret (the page needs it before any key is given).
     app.include_router(stages.router)
@@ -124,5 +126,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
 
+    docs.install(app)
     page.install(app)
     return app

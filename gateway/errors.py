@@ -31,6 +31,7 @@ from core.errors import (
     UnsupportedMedia,
     UploadTooLarge,
 )
+from gateway.headers import header_dict
 
 log = logging.getLogger("scribe.gateway")
 
@@ -59,12 +60,25 @@ class BodyTooLarge(ScribeError):
     code = "body_too_large"
 
 
+class MisdirectedRequest(ScribeError):
+    """A Host header this gateway does not answer to (auth off, gateway.same_origin): 421."""
+
+    code = "misdirected_request"
+
+
+class CrossSiteRequest(Forbidden):
+    """A browser's request that changes something, sent from another site's page: 403."""
+
+    code = "cross_site_request"
+
+
 # Most specific first: the first class an error is an instance of decides.
 STATUS: tuple[tuple[type[ScribeError], int], ...] = (
     (EmptyUpload, 400),
     (UploadTooLarge, 413),
     (BodyTooLarge, 413),
     (RequestTimeout, 408),
+    (MisdirectedRequest, 421),
     (UnsupportedMedia, 415),
     (InvalidRequest, 422),
     (BadInput, 400),
@@ -170,7 +184,10 @@ def install(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "something went wrong on our side")
+        # Sent by Starlette's outermost middleware, outside gateway.headers' own.
+        return error_response(
+            500, "internal_error", "something went wrong on our side", headers=header_dict()
+        )
 
     app.add_exception_handler(ScribeError, scribe_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -3,16 +3,21 @@
 A pure ASGI middleware, because FastAPI reads and parses a JSON body before it resolves a
 route's dependencies (the API key among them), so a route-level check comes too late:
 
-- **authentication first**: on /v1 routes, a request that carries an API key is checked
+- **other sites first** (gateway.same_origin): with auth off, a Host the gateway does not
+  answer to is a 421 (DNS rebinding); with auth on or off, a browser's request that
+  changes something, sent from another site's page, is a 403;
+- **authentication**: on /v1 routes, a request that carries an API key is checked
   against it before its body is read; one that writes (POST, PATCH, PUT, DELETE) without
   a key is refused at once (stream tokens open only the GET routes of one job);
 - **a small body limit** on every route but the two uploads: a larger `Content-Length`
   is a 413 before reading, a longer body (chunked) is cut at the limit; such a body is
   read here, whole, then handed to the route;
 - **timeouts**: a body whose next chunk does not arrive within `body_idle_timeout_s`, or
-  that is not complete within `upload_timeout_s`, ends with a 408 (a `Content-Length`
-  larger than what is sent is one of these). The request line and headers have their
-  own timeout in the server (gateway.server).
+  that is not complete within `request_body_timeout_s` (an upload: `upload_timeout_s`),
+  ends with a 408 (a `Content-Length` larger than what is sent is one of these): a slow
+  client holds a connection for seconds, not for the hours an upload may take. The
+  request line and headers have their own timeout and size limit in the server
+  (gateway.server).
 
 Answers use the API's usual error shape.
 """
@@ -30,7 +35,15 @@ from core.errors import ScribeError, Unauthorized
 from core.settings import Settings
 from core.units import human_bytes, human_duration
 from gateway.auth import api_key_of, principal_for_key
-from gateway.errors import BodyTooLarge, RequestTimeout, error_body, status_of
+from gateway.errors import (
+    BodyTooLarge,
+    CrossSiteRequest,
+    MisdirectedRequest,
+    RequestTimeout,
+    error_body,
+    status_of,
+)
+from gateway.same_origin import cross_site_reason, misdirected_reason
 
 # The routes whose body is a recording (multipart, streamed to storage under their own
 # limits: max_upload_bytes and the key's).
@@ -56,12 +69,21 @@ class RequestGuard:
         method = scope["method"]
         path = scope["path"]
         settings = self.settings
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        server = scope.get("server")
+        if reason := misdirected_reason(headers, settings, server[0] if server else None):
+            raise MisdirectedRequest(reason)
+        if reason := cross_site_reason(method, headers, settings):
+            raise CrossSiteRequest(reason)
         if path.startswith("/v1/") or path == "/v1":
-            await self._authenticate(scope, method)
+            await self._authenticate(scope, method, headers)
+        upload = (method, path.rstrip("/")) in UPLOAD_ROUTES
         timed = _TimedReceive(
-            receive, idle_s=settings.body_idle_timeout_s, total_s=settings.upload_timeout_s
+            receive,
+            idle_s=settings.body_idle_timeout_s,
+            total_s=settings.upload_timeout_s if upload else settings.request_body_timeout_s,
         )
-        if (method, path.rstrip("/")) in UPLOAD_ROUTES:
+        if upload:
             # Streamed by the route; every chunk still has to arrive in time.
             await self.app(scope, timed, send)
             return
@@ -72,10 +94,9 @@ class RequestGuard:
         body = await timed.read_all(limit)
         await self.app(scope, _replay(body, receive), send)
 
-    async def _authenticate(self, scope: Scope, method: str) -> None:
+    async def _authenticate(self, scope: Scope, method: str, headers: dict[str, str]) -> None:
         if not self.settings.auth_enabled:
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         token = api_key_of(headers)
         if token is not None:
             services = scope["app"].state.services

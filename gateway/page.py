@@ -2,6 +2,12 @@
 runs), served at `/` with its assets under `/_next/`. No Node process runs here.
 
 Without a build, `/` says how to make one instead; the API works either way.
+
+The page is served with a Content-Security-Policy that lets it load only this origin's
+files, and run, of inline scripts, exactly those the export holds (Next.js writes its
+hydration data as inline `<script>`s): their sha256 hashes are read from the HTML it
+serves, each time (gateway.headers.csp_for). A script that someone managed to put into
+the page or into a transcript (say, a speaker named `<script>...`) does not run.
 """
 
 from __future__ import annotations
@@ -9,8 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from gateway.headers import csp_for
 
 PAGE_DIR = Path(__file__).resolve().parents[1] / "web" / "out"
 
@@ -29,11 +37,11 @@ def install(app: FastAPI, page_dir: Path = PAGE_DIR) -> None:
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         index_html = page_dir / "index.html"
-        if not index_html.is_file():
-            return HTMLResponse(NOT_BUILT)
+        html = index_html.read_text(encoding="utf-8") if index_html.is_file() else NOT_BUILT
         # The HTML names the current build's hashed assets: never cached; the assets are.
-        return FileResponse(
-            index_html, media_type="text/html", headers={"Cache-Control": "no-cache"}
+        return HTMLResponse(
+            html,
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": page_policy(html)},
         )
 
     app.mount(
@@ -41,3 +49,9 @@ def install(app: FastAPI, page_dir: Path = PAGE_DIR) -> None:
         StaticFiles(directory=page_dir / "_next", check_dir=False),
         name="page-assets",
     )
+
+
+def page_policy(html: str) -> str:
+    # The icon is a data: URL (web/src/app/layout.tsx); audio, events and the API are
+    # this origin's.
+    return csp_for(html, extra=["img-src 'self' data:"])

@@ -90,6 +90,8 @@ def settings(
         redis_prefix=f"scribe-test-{run}",
         storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         auth="off",
+        # In-process clients (httpx's ASGITransport) send `Host: scribe`.
+        allowed_hosts=["localhost", "127.0.0.1", "[::1]", "scribe"],
     )
     yield s
     asyncio.run(drop_database(pg_admin_dsn, db_name))

@@ -5,23 +5,32 @@ An admin key sees and changes only its own tenant's keys; another tenant's key a
 as if it did not exist. A key it makes is never allowed more than the admin key itself (a
 limit left out is the admin's own), so an admin cannot hand out what the operator did not
 grant. Across tenants, keys are the operator's: `scribe keys` on the database.
+
+Key ids are compared as UUIDs, not as text: `DELETE /v1/keys/<own id in upper case>` is
+still the caller's own key (409). A new key's limits are positive and fit their columns
+(bigint, double precision, integer), or the request is a 422 that names the field.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import Conflict, Forbidden
+from core.errors import Conflict, Forbidden, NotFound
 from core.settings import Settings
 from gateway.auth import Principal
 from gateway.deps import PrincipalDep, ServicesDep, SettingsDep
 from storage.auth import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["keys"])
+
+
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
 
 
 class Limits(BaseModel):
@@ -63,9 +72,11 @@ class KeyRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     admin: bool = False
-    max_upload_bytes: int | None = Field(default=None, gt=0)
-    max_duration_s: float | None = Field(default=None, gt=0)
-    max_concurrent_jobs: int | None = Field(default=None, gt=0)
+    # Bounded by the columns of api_keys (migrations/005_auth.sql): past them, PostgreSQL
+    # refuses the row and the answer would be a 500.
+    max_upload_bytes: int | None = Field(default=None, gt=0, le=BIGINT_MAX)
+    max_duration_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_concurrent_jobs: int | None = Field(default=None, gt=0, le=INTEGER_MAX)
 
 
 def _out(key: ApiKey) -> KeyOut:
@@ -144,9 +155,13 @@ async def revoke_key(
 ) -> KeyOut:
     """Revoke one of the tenant's keys: requests with it get 401 from now on."""
     admin = _admin_of(principal, settings)
-    if key_id == admin.key_id:
+    try:
+        wanted = uuid.UUID(key_id)
+    except ValueError:
+        raise NotFound(f"no API key with id {key_id!r}") from None
+    if admin.key_id is not None and wanted == uuid.UUID(admin.key_id):
         raise Conflict(
             "this is the key you are using: revoke it with another admin key, or with"
             " `scribe keys revoke`"
         )
-    return _out(await services.auth.revoke_key(key_id, admin.owner))
+    return _out(await services.auth.revoke_key(str(wanted), admin.owner))

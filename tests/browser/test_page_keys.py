@@ -1,7 +1,9 @@
-"""The page on a server with API keys on: it asks for a key, keeps it in the browser, and
-opens the key's own job; the live events (EventSource) and the player (<audio>), which
-cannot send the key, go through a short-lived stream token. An admin key gets a Keys
-panel: its team's keys, a new one whose token is shown once, revoking one."""
+"""The page on a server with API keys on: it asks for a key, keeps it for the tab only
+(sessionStorage, never localStorage), and opens the key's own job, all under the page's
+Content-Security-Policy (a violation is an error here); the live events (EventSource) and
+the player (<audio>), which cannot send the key, go through a short-lived stream token. An
+admin key gets a Keys panel: its team's keys, a new one whose token is shown once,
+revoking one."""
 
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def test_key_and_stream_tokens(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Security Policy" in m.text else None)
     streams: list[str] = []
     page.on("request", lambda r: streams.append(r.url) if "/events" in r.url else None)
     page.set_default_timeout(30_000)
@@ -79,7 +82,8 @@ def test_key_and_stream_tokens(
         page.fill("#api-key-input", made["token"])
         page.press("#api-key-input", "Enter")
         page.wait_for_selector(f"#job-list li[data-job='{made['done']}']")
-        assert page.evaluate("() => localStorage.getItem('scribe.apiKey')") == made["token"]
+        assert page.evaluate("() => sessionStorage.getItem('scribe.apiKey')") == made["token"]
+        assert page.evaluate("() => localStorage.getItem('scribe.apiKey')") is None
 
         # The finished job: its audio through a token, since <audio> cannot send the key.
         page.click(f"#job-list li[data-job='{made['done']}'] a")

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -137,8 +139,13 @@ def test_gateway_is_routed_by_labels_and_sse_unbuffered(compose_bin: Path) -> No
     assert path_re is not None
     assert re.match(path_re.group(1), "/v1/jobs/0b8c/events")
     assert not re.match(path_re.group(1), "/v1/jobs/0b8c/result")
-    # No middleware at all on the SSE route, and no buffering anywhere: uploads stream.
-    assert not any(k.startswith("traefik.http.routers.scribe-events.middlewares") for k in labels)
+    # The SSE route's only middleware counts streams (inFlightReq never buffers), and no
+    # buffering anywhere: uploads stream.
+    middlewares = labels["traefik.http.routers.scribe-events.middlewares"].split(",")
+    for name in middlewares:
+        prefix = f"traefik.http.middlewares.{name}."
+        kinds = {k.split(".")[4] for k in labels if k.startswith(prefix)}
+        assert kinds == {"inflightreq"}, (name, kinds)
     assert not any(".buffering." in k for k in labels)
     assert (
         labels["traefik.http.services.scribe-events.loadbalancer.responseforwarding.flushinterval"]
@@ -213,10 +220,12 @@ def test_traefik_static_config_has_the_required_keys() -> None:
     assert web["address"] == ":80"
     assert cfg["providers"]["docker"]["exposedByDefault"] is False
     # Uploads of SCRIBE_MAX_UPLOAD_BYTES take longer than Traefik v3's 60 s default read
-    # timeout, and an SSE stream lasts the whole job.
+    # timeout: the proxy's bound is past the gateway's own upload deadline, yet there is
+    # one. An SSE stream lasts the whole job: no write deadline.
     timeouts = web["transport"]["respondingTimeouts"]
-    assert timeouts["readTimeout"] in ("0s", 0)
+    assert go_seconds(timeouts["readTimeout"]) > Settings().upload_timeout_s
     assert timeouts["writeTimeout"] in ("0s", 0)
+    assert web["http"]["maxHeaderBytes"] == Settings().max_header_bytes
     # The healthcheck uses ping on an entrypoint that compose does not publish.
     assert cfg["ping"]["entryPoint"] in cfg["entryPoints"]
     assert cfg["entryPoints"][cfg["ping"]["entryPoint"]]["address"] != ":80"
@@ -224,6 +233,16 @@ def test_traefik_static_config_has_the_required_keys() -> None:
     assert set(cfg) <= allowed_top, set(cfg) - allowed_top
     # No dashboard exposed without auth.
     assert not cfg.get("api", {}).get("insecure", False)
+
+
+def go_seconds(value: str | int) -> float:
+    """A Traefik duration ("3h10m", "90s", or a bare number of seconds) in seconds."""
+    if isinstance(value, int):
+        return float(value)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value)
+    assert parts and value, f"not a duration this test reads: {value!r}"
+    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
+    return hours * 3600.0 + minutes * 60.0 + seconds
 
 
 # ---------------------------------------------------------------- .env.example

@@ -323,7 +323,7 @@ def test_gateway_killed_mid_upload_leaves_no_job(servers: Servers, tmp_path: Pat
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(
             (
-                f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n"
+                f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {total}\r\n"
                 f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
             ).encode()
             + head

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from tests.tenants import Tenant, new_tenant
 
 HEADER_TIMEOUT_S = 1.0
 IDLE_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 2.0
 UPLOAD_TIMEOUT_S = 4.0
 
 
@@ -50,31 +53,41 @@ def guarded_settings(settings: Settings) -> Settings:
             "redis_prefix": f"{settings.redis_prefix}-sec",
             "header_timeout_s": HEADER_TIMEOUT_S,
             "body_idle_timeout_s": IDLE_TIMEOUT_S,
+            "request_body_timeout_s": BODY_TIMEOUT_S,
             "upload_timeout_s": UPLOAD_TIMEOUT_S,
         }
     )
 
 
-@pytest.fixture(scope="module")
-async def gateway(guarded_settings: Settings) -> AsyncIterator[Gateway]:
-    services = await Services.connect(guarded_settings)
-    app = create_app(guarded_settings, services)
-    config = server_config(
-        app, guarded_settings, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-    )
+@asynccontextmanager
+async def serving(settings: Settings, services: Services, **options: Any) -> AsyncIterator[Gateway]:
+    """A gateway with these settings on a free loopback port, for as long as the block runs
+    (`options` go to uvicorn, e.g. log_level)."""
+    app = create_app(settings, services)
+    options = {"log_level": "warning", "lifespan": "off", **options}
+    config = server_config(app, settings, host="127.0.0.1", port=0, **options)
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve())
     try:
         for _ in range(500):
-            if server.started:
+            if server.started or task.done():
                 break
             await asyncio.sleep(0.01)
         assert server.started, "the gateway did not start"
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield Gateway(guarded_settings, services, "127.0.0.1", port)
+        yield Gateway(settings, services, "127.0.0.1", port)
     finally:
         server.should_exit = True
-        await asyncio.wait_for(serving, 15)
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture(scope="module")
+async def gateway(guarded_settings: Settings) -> AsyncIterator[Gateway]:
+    services = await Services.connect(guarded_settings)
+    try:
+        async with serving(guarded_settings, services) as gw:
+            yield gw
+    finally:
         await services.close()
 
 

@@ -17,20 +17,36 @@ export class ApiError extends Error {
   }
 }
 
+// The key is kept for this tab only (sessionStorage: gone when the tab closes), never in
+// localStorage, where it would stay on the disk for any later script of this origin to read.
 export function apiKey(): string {
+  forgetStoredKey();
   try {
-    return localStorage.getItem(KEY_STORE) ?? "";
+    return sessionStorage.getItem(KEY_STORE) ?? "";
   } catch {
     return "";
   }
 }
 
 export function saveApiKey(value: string): void {
+  forgetStoredKey();
   try {
-    if (value) localStorage.setItem(KEY_STORE, value);
-    else localStorage.removeItem(KEY_STORE);
+    if (value) sessionStorage.setItem(KEY_STORE, value);
+    else sessionStorage.removeItem(KEY_STORE);
   } catch {
     /* storage disabled: the key lasts until the page is left */
+  }
+}
+
+// Earlier versions of the page kept the key in localStorage: removed at first use.
+let storedKeyForgotten = false;
+function forgetStoredKey(): void {
+  if (storedKeyForgotten) return;
+  storedKeyForgotten = true;
+  try {
+    localStorage.removeItem(KEY_STORE);
+  } catch {
+    /* storage disabled: nothing was kept */
   }
 }
 
