@@ -14,9 +14,10 @@ from datetime import datetime
 import asyncpg
 
 from core.artifacts import JobParams
-from core.errors import NotFound, TooManyJobs
+from core.errors import NotFound
 from core.graph import DEFAULT_GRAPH, StageGraph
 from core.jobs import Job, JobError, StageState
+from storage.limits import active_count, check_room, lock_owner
 from storage.sql import mine, owner_id, parse_id
 
 
@@ -59,8 +60,8 @@ class JobStore:
         max_active: int | None = None,
     ) -> None:
         """Record a queued job and its stages. With `max_active`, refuse (TooManyJobs)
-        when the owner already has that many queued or running jobs; checked under a
-        per-owner lock.
+        when the owner already has that many queued or running jobs and enrollments in
+        progress; checked under a per-owner lock (storage/limits.py).
 
         The job and its stage rows go in with one statement (one round trip, atomic on
         its own): this runs between the end of an upload and its 202.
@@ -82,28 +83,15 @@ class JobStore:
                 await conn.execute(_INSERT_JOB, *args)
                 return
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs-of:{owner}")
-                active = await conn.fetchval(
-                    "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
-                    " AND status IN ('queued', 'running')",
-                    owner_id(owner),
-                )
-                if active >= max_active:
-                    raise TooManyJobs(
-                        f"this key may have {max_active} unfinished job(s) at a time and has"
-                        f" {active}; wait for one to finish, or delete one"
-                    )
+                await lock_owner(conn, owner)
+                await check_room(conn, owner, max_active)
                 await conn.execute(_INSERT_JOB, *args)
 
     async def active_jobs(self, owner: str | None) -> int:
-        """How many queued or running jobs `owner` has."""
+        """How many queued or running jobs `owner` has, enrollments in progress included
+        (storage/limits.py)."""
         async with self.pool.acquire() as conn:
-            value = await conn.fetchval(
-                "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
-                " AND status IN ('queued', 'running')",
-                owner_id(owner),
-            )
-        return int(value)
+            return await active_count(conn, owner)
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job:
         jid = parse_id(job_id)
