@@ -40,6 +40,15 @@ FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
 """
 
 
+_DELETE_JOB = f"""
+WITH gone AS (DELETE FROM jobs WHERE id = $1 AND {mine(2)} RETURNING id),
+marked AS (
+    INSERT INTO search_index (job_id) SELECT id FROM gone ON CONFLICT (job_id) DO NOTHING
+)
+SELECT count(*) FROM gone
+"""
+
+
 class JobStore:
     def __init__(self, pool: asyncpg.Pool, graph: StageGraph = DEFAULT_GRAPH) -> None:
         self.pool = pool
@@ -136,11 +145,14 @@ class JobStore:
         return [self._job(r, by_job.get(r["id"], [])) for r in rows]
 
     async def delete_job(self, job_id: str, owner: str | None = None) -> None:
+        """Delete the job's row (its stages, artifact records and corrections go with it)
+        and, in the same statement, leave a `search_index` row for it: the search index
+        may hold passages of the job whatever that table says (an upsert that failed
+        half-way or is running now), and such a row is how the gateway's sync loop finds a
+        deleted job's passages to remove (gateway/search_sync.py)."""
         async with self.pool.acquire() as conn:
-            result = await conn.execute(
-                f"DELETE FROM jobs WHERE id = $1 AND {mine(2)}", parse_id(job_id), owner_id(owner)
-            )
-        if result.endswith(" 0"):
+            deleted = await conn.fetchval(_DELETE_JOB, parse_id(job_id), owner_id(owner))
+        if not deleted:
             raise NotFound(f"no job with id {job_id}")
 
     async def update_params(self, job_id: str, params: JobParams) -> None:
