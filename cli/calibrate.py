@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import err, fail, out, with_database
+from cli.common import err, fail, out, shown, with_database
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,7 +108,7 @@ def calibrate(
     if output:
         result_with_report = {**result, "markdown": calibration.markdown(result)}
         output.write_text(json.dumps(result_with_report, indent=2) + "\n", encoding="utf-8")
-        err.print(f"Wrote {output}")
+        err.print(f"Wrote {shown(output)}")
     if dry_run:
         err.print("Not stored (--dry-run).")
         return
@@ -120,7 +119,7 @@ def calibrate(
         await calibration.save(CalibrationStore(pool), result)
 
     with_database(store)
-    out.print(f"Stored: identify uses {result['threshold']:.3f} for {escape(result['model'])}.")
+    out.print(f"Stored: identify uses {result['threshold']:.3f} for {shown(result['model'])}.")
     if settings.identify_threshold is not None:
         err.print(
             f"[yellow]Note:[/] SCRIBE_IDENTIFY_THRESHOLD={settings.identify_threshold} is set"
@@ -134,7 +133,7 @@ def _show_calibration(r: dict[str, Any]) -> None:
     same = d["same"]
     table = Table(show_header=False, box=None)
     for label, value in (
-        ("model", escape(r["model"])),
+        ("model", shown(r["model"])),
         ("data", f"{len(d['speakers'])} speakers, {d['test_utterances']} test utterances"),
         ("rule", d["rule"]),
         ("threshold", f"[bold]{r['threshold']:.3f}[/]"),

@@ -1,11 +1,13 @@
-"""What every `scribe` command shares: the consoles, one-line errors, the check of a file
-argument, and the connection to a Scribe server or to the database."""
+"""What every `scribe` command shares: the consoles and what may be printed on them
+(`shown`, `plain`), one-line errors, the check of a file argument, and the connection to a
+Scribe server or to the database."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -22,8 +24,34 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-err = Console(stderr=True)
-out = Console()
+# No emoji codes: a name with ":smile:" in it is printed as it is written.
+err = Console(stderr=True, emoji=False)
+out = Console(emoji=False)
+
+# Terminal escape sequences, 7-bit (ESC ...) or 8-bit (C1): CSI (colours, cursor moves,
+# screen clears), the string ones (OSC: window titles, hyperlinks, the clipboard; DCS, SOS,
+# PM, APC) up to their terminator, and the other ESC sequences.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]"
+)
+# C0 and C1 control characters but newline and tab, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: object) -> str:
+    """`text` without terminal escape sequences and control characters (newlines and tabs
+    stay): what a client wrote (a key or file name, a transcript, a search hit, a server's
+    error message) as it may reach the operator's terminal, with nothing in it the terminal
+    would act on."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))
+
+
+def shown(text: object) -> str:
+    """`plain(text)` escaped for Rich: for every client-written string a console prints
+    (tables included), so that it reads as written and never as markup."""
+    return escape(plain(text))
 
 ServerOpt = Annotated[
     str | None,
@@ -100,7 +128,7 @@ def with_database(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     # soft_wrap: one line whatever the terminal's width, so a path is never broken in two.
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {shown(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.client import ApiError
-from cli.common import ServerOpt, connect, fail, out
+from cli.common import ServerOpt, connect, fail, out, plain, shown
 from cli.run import follow_job
 
 app = typer.Typer()
@@ -44,7 +44,7 @@ def replay(
             final = follow_job(client, job_id)
             if final.type == "job.failed":
                 raise fail(f"the {final.stage} stage failed: {final.message}")
-            sys.stdout.write(client.result(job_id, "txt"))
+            sys.stdout.write(plain(client.result(job_id, "txt")))
     except ApiError as exc:
         raise fail(exc.message) from None
 
@@ -73,11 +73,11 @@ def jobs(
     for j in rows:
         dur = f"{j['duration_s']:.0f} s" if j.get("duration_s") else ""
         table.add_row(
-            j["id"],
-            j["status"],
-            j.get("filename") or "",
+            shown(j["id"]),
+            shown(j["status"]),
+            shown(j.get("filename") or ""),
             dur,
-            j.get("language") or "",
-            j["created_at"][:19],
+            shown(j.get("language") or ""),
+            shown(j["created_at"][:19]),
         )
     out.print(table)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from cli.common import err, fail, out, with_database
+from cli.common import err, fail, out, shown, with_database
 
 if TYPE_CHECKING:
     from storage.auth import ApiKey, AuthStore
@@ -59,7 +59,10 @@ def keys_create(
 
     key, token = _with_auth_store(create)
     role = "admin key" if key.admin else "key"
-    err.print(f"Created {role} {key.id} ({key.name}) for tenant {key.tenant}. Keep the token;")
+    err.print(
+        f"Created {role} {shown(key.id)} ({shown(key.name)}) for tenant {shown(key.tenant)}."
+        " Keep the token;"
+    )
     err.print("it is not stored and cannot be shown again:")
     sys.stdout.write(token + "\n")
 
@@ -84,14 +87,14 @@ def keys_list() -> None:
         )
         revoked = k.revoked_at.isoformat()[:19] if k.revoked_at else ""
         table.add_row(
-            k.id,
-            k.name,
-            k.tenant,
+            shown(k.id),
+            shown(k.name),
+            shown(k.tenant),
             "admin" if k.admin else "",
-            k.prefix + "…",
+            shown(k.prefix) + "…",
             k.created_at.isoformat()[:19],
             revoked,
-            limits,
+            shown(limits),
         )
     out.print(table)
 
@@ -110,4 +113,4 @@ def keys_revoke(
         key = _with_auth_store(revoke)
     except NotFound as exc:
         raise fail(exc.message) from None
-    out.print(f"Revoked {key.id} ({key.name})")
+    out.print(f"Revoked {shown(key.id)} ({shown(key.name)})")

@@ -16,10 +16,9 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.markup import escape
 
 from cli import calibrate, jobs, keys, run, search, servers, speakers
-from cli.common import err, out, use_api_key
+from cli.common import err, out, shown, use_api_key
 from cli.lifeline import exit_on_termination
 from cli.speakers import parse_expires
 
@@ -62,7 +61,7 @@ def main() -> None:
         raise SystemExit(1) from None
     except httpx.TransportError as exc:
         err.print(
-            f"[red]error:[/] cannot reach the Scribe server ({_where(exc)}): {escape(str(exc))}"
+            f"[red]error:[/] cannot reach the Scribe server ({_where(exc)}): {shown(exc)}"
             "\nCheck --server / SCRIBE_URL, or leave it out to run locally."
         )
         raise SystemExit(1) from None
@@ -70,7 +69,7 @@ def main() -> None:
 
 def _where(exc: httpx.TransportError) -> str:
     try:
-        return escape(str(exc.request.url))
+        return shown(exc.request.url)
     except RuntimeError:  # no request attached
         return "unknown address"
 

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from cli.client import ApiError, ScribeClient
-from cli.common import ServerOpt, connect, err, fail, readable_file
+from cli.common import ServerOpt, connect, err, fail, plain, readable_file, shown
 
 app = typer.Typer()
 
@@ -63,10 +63,11 @@ def run(
         raise fail(exc.message) from None
     if output:
         output.write_text(text, encoding="utf-8")
-        err.print(f"Wrote {output} ({time.monotonic() - started:.1f} s)")
+        err.print(f"Wrote {shown(output)} ({time.monotonic() - started:.1f} s)")
     else:
+        text = plain(text)  # the transcript's words reach the terminal as words only
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        err.print(f"[dim]job {job['id']} done in {time.monotonic() - started:.1f} s[/]")
+        err.print(f"[dim]job {shown(job['id'])} done in {time.monotonic() - started:.1f} s[/]")
 
 
 def _submit_with_progress(
@@ -98,7 +99,7 @@ def follow_job(client: ScribeClient, job_id: str) -> Any:
         # One bar per stage the job has, as the server's graph declares them.
         stages = [s["stage"] for s in client.job(job_id)["stages"]]
         tasks: dict[str, TaskID] = {
-            s: bar.add_task(s, total=1.0, start=False, note="") for s in stages
+            s: bar.add_task(shown(s), total=1.0, start=False, note="") for s in stages
         }
         last = None
         for event in client.events(job_id):
@@ -108,7 +109,7 @@ def follow_job(client: ScribeClient, job_id: str) -> Any:
                 bar.reset(t, total=1.0, note="")
                 bar.start_task(t)
             elif event.type == "stage.progress" and t is not None:
-                bar.update(t, completed=event.progress or 0.0, note=event.step or "")
+                bar.update(t, completed=event.progress or 0.0, note=shown(event.step or ""))
             elif event.type == "stage.finished" and t is not None:
                 note = "reused" if event.reused else ""
                 bar.update(t, completed=1.0, note=note)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cli.client import ApiError, ScribeClient
-from cli.common import ServerOpt, connect, err, fail, out
+from cli.common import ServerOpt, connect, err, fail, out, plain, shown
 
 app = typer.Typer()
 
@@ -28,10 +28,10 @@ def hits_table(hits: list[dict[str, Any]]) -> Table:
     table = Table("meeting", "time", "speaker", "text", "score")
     for h in hits:
         table.add_row(
-            h.get("file_name") or h["job_id"],
+            shown(h.get("file_name") or h["job_id"]),
             clock(h["start"]),
-            h["speaker"],
-            h["text"],
+            shown(h["speaker"]),
+            shown(h["text"]),
             f"{h['score']:.3f}",
         )
     return table
@@ -55,10 +55,11 @@ def search(
     except ApiError as exc:
         raise fail(exc.message) from None
     if as_json:
-        print(json.dumps(found, ensure_ascii=False, indent=2))
+        # JSON escapes C0 controls; C1 ones (8-bit escapes) it leaves as they are.
+        print(plain(json.dumps(found, ensure_ascii=False, indent=2)))
         return
     if not found["hits"]:
-        err.print(f"nothing found for {query!r} (index: {found['model']})")
+        err.print(f"nothing found for {shown(repr(query))} (index: {shown(found['model'])})")
         return
     out.print(hits_table(found["hits"]))
 
@@ -97,7 +98,7 @@ def _wait(client: ScribeClient, job_ids: list[str], wait_s: float) -> None:
             if left:
                 time.sleep(0.5)
     for line in failed:
-        err.print(f"[red]failed:[/] {line}")
+        err.print(f"[red]failed:[/] {shown(line)}")
     if left:
         err.print(f"{len(left)} job(s) still indexing; they finish in the background")
     elif not failed:

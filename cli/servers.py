@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import err, fail
+from cli.common import err, fail, shown
 from core.settings import Settings
 
 app = typer.Typer()
@@ -35,8 +35,9 @@ def serve(
     )
     with err.status("Starting Scribe…"):
         system.start()
-    err.print(f"Scribe is running at [bold]{system.url}[/]  (API docs: {system.url}/docs)")
-    err.print(f"Data in {settings.data_dir}; worker log in {settings.data_dir / 'worker.log'}")
+    url, data = shown(system.url), settings.data_dir
+    err.print(f"Scribe is running at [bold]{url}[/]  (API docs: {url}/docs)")
+    err.print(f"Data in {shown(data)}; worker log in {shown(data / 'worker.log')}")
     err.print("Press Ctrl-C to stop.")
     try:
         while True:

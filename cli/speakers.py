@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Column, Table
 
 from cli.client import ApiError
-from cli.common import ServerOpt, connect, err, fail, out, readable_file
+from cli.common import ServerOpt, connect, err, fail, out, readable_file, shown
 
 app = typer.Typer(help="Enroll, list and delete known voices.", no_args_is_help=True)
 
@@ -72,11 +71,11 @@ def _consent(speaker: dict[str, Any]) -> str:
     """Who consented and when (and the note), as table text; 'not recorded' when nobody."""
     if not speaker.get("consent_by"):
         return "[dim]not recorded[/]"
-    text = escape(speaker["consent_by"])
+    text = shown(speaker["consent_by"])
     if speaker.get("consent_at"):
         text += f" ({_when(speaker['consent_at'], date_only=True)})"
     if speaker.get("consent_note"):
-        text += f"\n[dim]{escape(speaker['consent_note'])}[/]"
+        text += f"\n[dim]{shown(speaker['consent_note'])}[/]"
     return text
 
 
@@ -123,19 +122,20 @@ def speakers_enroll(
     if consent_note and not (consent_by or "").strip():
         raise fail("--consent-note needs --consent-by (who consented)", 2)
     try:
-        with connect(server) as client, err.status(f"Enrolling {escape(name)}…"):
+        with connect(server) as client, err.status(f"Enrolling {shown(name)}…"):
             speaker = client.enroll(
                 name, clips, consent_by=consent_by, consent_note=consent_note, expires_at=expires
             )
     except ApiError as exc:
         if exc.status == 422 and exc.message.startswith("consent_by:") and not consent_by:
-            err.print(f"[bold red]error:[/] the server refused to enroll {escape(name)}:")
-            err.print(escape(exc.message))
+            err.print(f"[bold red]error:[/] the server refused to enroll {shown(name)}:")
+            err.print(shown(exc.message))
             err.print("Say who consented with --consent-by NAME (and optionally --consent-note).")
             raise typer.Exit(1) from None
         raise fail(exc.message) from None
     out.print(
-        f"Enrolled {escape(speaker['name'])} as {speaker['id']} ({speaker['num_clips']} clips)"
+        f"Enrolled {shown(speaker['name'])} as {shown(speaker['id'])}"
+        f" ({shown(speaker['num_clips'])} clips)"
     )
     if speaker.get("consent_by"):
         out.print(f"Consent: {_consent(speaker)}")
@@ -159,11 +159,11 @@ def speakers_list(server: ServerOpt = None) -> None:
         )
     )
     for s in rows:
-        model = escape(s["model"]) + (" [yellow](stale)[/]" if s.get("stale") else "")
+        model = shown(s["model"]) + (" [yellow](stale)[/]" if s.get("stale") else "")
         table.add_row(
-            s["id"],
-            escape(s["name"]),
-            str(s["num_clips"]),
+            shown(s["id"]),
+            shown(s["name"]),
+            shown(s["num_clips"]),
             model,
             _when(s["created_at"], date_only=True),
             _consent(s),
@@ -183,4 +183,4 @@ def speakers_delete(
             client.delete_speaker(speaker_id)
     except ApiError as exc:
         raise fail(exc.message) from None
-    out.print(f"Deleted {speaker_id}")
+    out.print(f"Deleted {shown(speaker_id)}")

@@ -70,6 +70,9 @@ class StageFailed(ScribeError):
 
     def __init__(self, stage: str, message: str, *, permanent: bool = True) -> None:
         super().__init__(message)
+        # Its type and arguments are what crosses from a worker to the gateway (the result
+        # backend keeps an exception as JSON), and are enough to rebuild it.
+        self.args = (stage, message)
         self.stage = stage
         self.permanent = permanent
 

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker
 from taskiq.kicker import AsyncKicker
+from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from core.settings import Settings
@@ -70,11 +71,19 @@ class StageBroker(RedisStreamBroker):
 
 
 def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
+    """The one broker every process of Scribe sends and receives tasks with.
+
+    What it writes to Redis is JSON, never a pickle: taskiq-redis's result backend pickles
+    by default, and reading a pickle runs whatever it says, so anyone who can write to Redis
+    could run code in the gateway that waits for an answer. Messages and results are plain
+    data (ids, a speaker as JSON); an error travels as its type and arguments, which taskiq
+    rebuilds only into an exception class."""
     prefix = settings.redis_prefix
     result_backend: RedisAsyncResultBackend[Any] = RedisAsyncResultBackend(
         redis_url,
         prefix_str=f"{prefix}:results",
         result_ex_time=24 * 3600,
+        serializer=JSONSerializer(),
         socket_timeout=None,
     )
     broker = StageBroker(
@@ -95,7 +104,7 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
         # (docs/development.md, pitfalls).
         socket_timeout=None,
     )
-    return broker.with_result_backend(result_backend)
+    return broker.with_serializer(JSONSerializer()).with_result_backend(result_backend)
 
 
 async def send_stages(broker: AsyncBroker, job_id: str, stages: tuple[str, ...]) -> None:

@@ -106,26 +106,22 @@ async def reindex(services: Services, owner: str | None) -> list[str]:
 
 
 async def forget_job(services: Services, job_id: str) -> None:
-    """Remove a deleted job's passages from the index (and its row). Best effort: when the
-    index cannot be reached, the sync loop removes them later (it finds rows of jobs that
-    are gone)."""
+    """Remove a deleted job's passages from the index, by job id in every collection:
+    whatever the `search_index` table says of it (nothing, when an upsert failed half-way
+    or is still running). Best effort: the job's row there, which deleting the job leaves
+    (JobStore.delete_job), has the sync loop's next pass remove them again, after any
+    upsert in flight now has written what it writes (gateway/search_sync.py)."""
     try:
-        await forget_indexed(services, job_id, *await services.search_table.entry(job_id))
+        await asyncio.to_thread(services.search.index().delete_job, job_id)
     except Exception:
         log.exception("could not remove job %s from the search index; retrying later", job_id)
 
 
-async def forget_indexed(
-    services: Services, job_id: str, has_row: bool, indexed: Indexed | None
-) -> None:
-    """Remove what the index holds of a job (by point id), then its row. No row: nothing
-    was indexed (a job being indexed right now is caught by the sync loop's next pass)."""
-    artifact = artifact_of(indexed)
-    if artifact is not None:
-        index = services.search.index()
-        await asyncio.to_thread(index.delete_artifact, job_id, artifact)
-    if has_row:
-        await services.search_table.forget(job_id)
+async def forget_gone(services: Services, job_id: str) -> None:
+    """For the sync loop, a job that no longer exists: its passages out of the index by
+    job id, then its row (which is how the loop found it)."""
+    await asyncio.to_thread(services.search.index().delete_job, job_id)
+    await services.search_table.forget(job_id)
 
 
 def artifact_of(indexed: Indexed | None) -> IndexedArtifact | None:

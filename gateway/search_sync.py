@@ -5,8 +5,10 @@ Every `search.sync_interval_s` it
 - upserts the passages of jobs whose current embed artifact is not the indexed one (a new
   job, a rename or a text fix, a replay, a new embedding model), which also drops that
   job's points of older artifacts;
-- removes the points of jobs that are gone (the delete route and retention remove them at
-  once; this catches what they could not, and a job deleted while being indexed);
+- removes, by job id, the points of jobs that are gone: deleting a job (the route and
+  retention) removes them at once and leaves the job's row, so this pass removes them
+  again after an upsert that was in flight then, or that failed half-way, and catches
+  what the first removal could not;
 - sends the embed stage of jobs marked for it while that stage was busy.
 State lives in PostgreSQL (`search_index`), so after a gateway restart the loop catches up.
 """
@@ -20,7 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from core.artifacts import SearchPassages
-from gateway.search import artifact_of, embed_stage, forget_indexed, resend_embed
+from gateway.search import artifact_of, embed_stage, forget_gone, resend_embed
 from gateway.services import Services
 from search.embedder import vectors_from_bytes
 from search.index import IndexedJob
@@ -31,18 +33,24 @@ log = logging.getLogger("scribe.search")
 
 async def sync_once(services: Services) -> int:
     """One pass; returns how many jobs it indexed."""
+    table = services.search_table
+    for job_id in await table.gone():
+        try:
+            await forget_gone(services, job_id)
+        except Exception:  # its row stays: the next pass tries again
+            log.exception("search: could not remove the passages of deleted job %s", job_id)
     stage = embed_stage(services.graph)
     if stage is None:
         return 0
-    table = services.search_table
-    for job_id, held in await table.gone():
-        await forget_indexed(services, job_id, True, held)
     indexed = 0
     for item in await table.to_index(stage):
         try:
             model, count = await asyncio.to_thread(_index_one, services, item)
         except Exception:  # one bad artifact must not hold up the others
             log.exception("search: could not index job %s", item.job_id)
+            # It may have written some of the points. The job has a row from now on, so
+            # if it is deleted meanwhile, the pass after finds it gone and removes them.
+            await table.touch(item.job_id)
             continue
         await table.indexed(item.job_id, item.artifact_id, model, count)
         indexed += 1

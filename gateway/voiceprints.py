@@ -11,25 +11,32 @@ complete from its first moment, and waits for the answer, as enrollment is short
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from taskiq import AsyncBroker
+from pydantic import ValidationError
 from taskiq.exceptions import TaskiqResultTimeoutError
 from taskiq.kicker import AsyncKicker
 
 from core.artifacts import ArtifactRecord, Diarization, ResultSpeaker
 from core.corrections import RENAME_SPEAKER, blend_voiceprints
-from core.errors import Conflict, NotFound, StageFailed
+from core.errors import Conflict, NotFound, ScribeError, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.search import resend_embed
 from gateway.services import Services
 from gateway.transcripts import corrected_result
+from storage.limits import EnrollmentSlots
+
+log = logging.getLogger("scribe.voiceprints")
 
 ENROLL_TASK = "scribe.enroll"
 ENROLL_TIMEOUT_S = 300
+# How long an enrollment's place among the key's jobs outlives a gateway that died holding
+# it (storage/limits.py): past the longest wait for the worker's answer.
+ENROLL_SLOT_TTL_S = ENROLL_TIMEOUT_S + 60
 MAX_CONSENT_BY = 200
 MAX_CONSENT_NOTE = 2000
 
@@ -73,36 +80,55 @@ def check_expiry(expires_at: datetime | None, *, prefix: str = "") -> datetime |
 
 
 async def enroll_from_clips(
-    broker: AsyncBroker,
+    services: Services,
     *,
     speaker_id: str,
     name: str,
     clip_keys: list[str],
     governance: SpeakerGovernance,
     max_duration_s: float | None,
-) -> dict[str, Any]:
+    max_active: int | None,
+) -> Speaker:
     """Have a worker compute the voiceprint of the stored clips and create the speaker
-    row; its answer is that row as JSON. 503 when no worker answers in ENROLL_TIMEOUT_S,
-    StageFailed (stage `enroll`) when the worker refuses the clips."""
-    kicker: AsyncKicker[Any, dict[str, Any]] = AsyncKicker(ENROLL_TASK, broker, labels={})
-    task = await kicker.kiq(
-        speaker_id,
-        name,
-        clip_keys,
-        governance.model_dump(mode="json"),
-        max_duration_s,  # the key's limit holds for clips too
-    )
-    try:
-        result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
-    except TaskiqResultTimeoutError:
-        raise ServiceUnavailable(
-            f"no worker finished the enrollment within {ENROLL_TIMEOUT_S} s; is a worker running?"
-        ) from None
+    row; its answer is that row. While it runs, the enrollment counts as one of the key's
+    `max_active` unfinished jobs (TooManyJobs, 429, when they are all taken). 503 when no
+    worker answers in ENROLL_TIMEOUT_S, StageFailed (stage `enroll`) when the worker
+    refuses the clips."""
+    slots = EnrollmentSlots(services.pool)
+    async with slots.held(governance.owner, max_active, ttl_s=ENROLL_SLOT_TTL_S):
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(ENROLL_TASK, services.broker, labels={})
+        task = await kicker.kiq(
+            speaker_id,
+            name,
+            clip_keys,
+            governance.model_dump(mode="json"),
+            max_duration_s,  # the key's limit holds for clips too
+        )
+        try:
+            result = await task.wait_result(timeout=ENROLL_TIMEOUT_S)
+        except TaskiqResultTimeoutError:
+            raise ServiceUnavailable(
+                f"no worker finished the enrollment within {ENROLL_TIMEOUT_S} s;"
+                " is a worker running?"
+            ) from None
     if result.is_err:
-        err = result.error
-        message = getattr(err, "message", None) or str(err) or "enrollment failed"
-        raise StageFailed("enroll", message)
-    return result.return_value
+        raise StageFailed("enroll", _worker_message(result.error))
+    try:
+        return Speaker.model_validate(result.return_value)
+    except ValidationError:
+        log.error("enrollment %s: the worker's answer is not a speaker", speaker_id)
+        raise StageFailed("enroll", "the worker's answer is not a speaker") from None
+
+
+def _worker_message(error: BaseException | None) -> str:
+    """What a person is told of the worker's refusal. The result backend rebuilds the
+    worker's exception from JSON (type and arguments, never code): a ScribeError keeps its
+    message; anything else is named by its type."""
+    if isinstance(error, ScribeError):
+        return error.message
+    if error is None:
+        return "enrollment failed"
+    return f"enrollment failed on the worker ({type(error).__name__}: {error})"
 
 
 # ---------------------------------------------------------------- naming a job's speaker

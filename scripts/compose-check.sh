@@ -111,6 +111,7 @@ ln -s "$compose_bin" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 # The variables users put in .env, for the CPU profile; Traefik on loopback only.
 sed -e 's/^COMPOSE_PROFILES=.*/COMPOSE_PROFILES=cpu/' \
     -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=check-$RANDOM$RANDOM/" \
+    -e "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=check-$RANDOM$RANDOM/" \
     -e 's/^SCRIBE_HTTP_PORT=.*/SCRIBE_HTTP_PORT=127.0.0.1:80/' \
     -e 's/^SCRIBE_MODELS__ASR_COMPUTE_TYPE=.*/SCRIBE_MODELS__ASR_COMPUTE_TYPE=int8/' \
     .env.example >"$work/env"

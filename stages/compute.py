@@ -127,20 +127,23 @@ def enroll(
 ) -> tuple[list[float], str]:
     """Decode each enrollment clip and average its embeddings into one voiceprint.
 
-    Each clip is held to the per-clip limit (and the API key's duration limit, when lower),
-    all of them together to the total limit, so a clip costs the shared worker a bounded
-    amount of memory and time."""
+    Each clip is held to the per-clip limit, all of them together to the total limit, and
+    both to the API key's duration limit when it is lower (an enrollment counts as a job,
+    and a job's recording is held to it as a whole), so a clip costs the shared worker a
+    bounded amount of memory and time."""
     settings = state.settings
     per_clip = settings.enroll_max_clip_s
+    total = settings.enroll_max_total_s
     if max_duration_s is not None:
         per_clip = min(per_clip, max_duration_s)
-    left = settings.enroll_max_total_s
+        total = min(total, max_duration_s)
+    left = total
     clips: list[np.ndarray] = []
     ffmpeg = decode_stage.find_ffmpeg()
     for n, key in enumerate(clip_keys, 1):
         if left <= 0:
             raise BadInput(
-                f"the clips last more than {settings.enroll_max_total_s:.0f} s together,"
+                f"the clips last more than {total:.0f} s together,"
                 " the limit for one enrollment; send fewer or shorter clips"
             )
         with state.store.local_file(key) as src, tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +157,7 @@ def enroll(
                 message = exc.message
                 if cap < per_clip and "limit" in message:
                     message += (
-                        f" (what is left of the {settings.enroll_max_total_s:.0f} s"
+                        f" (what is left of the {total:.0f} s"
                         " all clips may last together)"
                     )
                 raise BadInput(f"clip {n}: {message}") from exc

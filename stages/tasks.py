@@ -28,7 +28,7 @@ from core.artifacts import ArtifactRecord, DecodedAudio, Transcript
 from core.errors import ScribeError, StageFailed
 from core.events import JobEvent
 from core.graph import StageDecl, StageGraph
-from core.jobs import Job, SpeakerGovernance
+from core.jobs import Job, Speaker, SpeakerGovernance
 from core.keys import artifact_key
 from events.queue import send_stages, task_name
 from stages import compute
@@ -317,7 +317,9 @@ async def enroll_task(
     governance: dict[str, Any],
     max_duration_s: float | None,
     context: Annotated[Context, TaskiqDepends()],
-) -> dict[str, Any]:
+) -> Speaker:
+    """The speaker row made from the clips; the result backend keeps it as JSON, and the
+    gateway reads it back as a Speaker (gateway/voiceprints.py)."""
     state = _state(context)
     rules = SpeakerGovernance.model_validate(governance)
     try:
@@ -336,7 +338,7 @@ async def enroll_task(
         consent=rules.consent(),
         expires_at=rules.expires_at,
     )
-    return speaker.model_dump(mode="json")
+    return speaker
 
 
 def register_tasks(broker: AsyncBroker, graph: StageGraph) -> None:

@@ -14,9 +14,10 @@ from datetime import datetime
 import asyncpg
 
 from core.artifacts import JobParams
-from core.errors import NotFound, TooManyJobs
+from core.errors import NotFound
 from core.graph import StageGraph
 from core.jobs import Job, JobError, StageState
+from storage.limits import active_count, check_room, lock_owner
 from storage.sql import mine, owner_id, parse_id
 
 
@@ -36,6 +37,15 @@ WITH job AS (
 INSERT INTO job_stages (job_id, stage, position, status)
 SELECT job.id, stage.name, stage.position - 1, 'queued'
 FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
+"""
+
+
+_DELETE_JOB = f"""
+WITH gone AS (DELETE FROM jobs WHERE id = $1 AND {mine(2)} RETURNING id),
+marked AS (
+    INSERT INTO search_index (job_id) SELECT id FROM gone ON CONFLICT (job_id) DO NOTHING
+)
+SELECT count(*) FROM gone
 """
 
 
@@ -59,8 +69,8 @@ class JobStore:
         max_active: int | None = None,
     ) -> None:
         """Record a queued job and its stages. With `max_active`, refuse (TooManyJobs)
-        when the owner already has that many queued or running jobs; checked under a
-        per-owner lock.
+        when the owner already has that many queued or running jobs and enrollments in
+        progress; checked under a per-owner lock (storage/limits.py).
 
         The job and its stage rows go in with one statement (one round trip, atomic on
         its own): this runs between the end of an upload and its 202.
@@ -82,28 +92,15 @@ class JobStore:
                 await conn.execute(_INSERT_JOB, *args)
                 return
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"jobs-of:{owner}")
-                active = await conn.fetchval(
-                    "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
-                    " AND status IN ('queued', 'running')",
-                    owner_id(owner),
-                )
-                if active >= max_active:
-                    raise TooManyJobs(
-                        f"this key may have {max_active} unfinished job(s) at a time and has"
-                        f" {active}; wait for one to finish, or delete one"
-                    )
+                await lock_owner(conn, owner)
+                await check_room(conn, owner, max_active)
                 await conn.execute(_INSERT_JOB, *args)
 
     async def active_jobs(self, owner: str | None) -> int:
-        """How many queued or running jobs `owner` has."""
+        """How many queued or running jobs `owner` has, enrollments in progress included
+        (storage/limits.py)."""
         async with self.pool.acquire() as conn:
-            value = await conn.fetchval(
-                "SELECT count(*) FROM jobs WHERE owner IS NOT DISTINCT FROM $1"
-                " AND status IN ('queued', 'running')",
-                owner_id(owner),
-            )
-        return int(value)
+            return await active_count(conn, owner)
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job:
         jid = parse_id(job_id)
@@ -148,11 +145,14 @@ class JobStore:
         return [self._job(r, by_job.get(r["id"], [])) for r in rows]
 
     async def delete_job(self, job_id: str, owner: str | None = None) -> None:
+        """Delete the job's row (its stages, artifact records and corrections go with it)
+        and, in the same statement, leave a `search_index` row for it: the search index
+        may hold passages of the job whatever that table says (an upsert that failed
+        half-way or is running now), and such a row is how the gateway's sync loop finds a
+        deleted job's passages to remove (gateway/search_sync.py)."""
         async with self.pool.acquire() as conn:
-            result = await conn.execute(
-                f"DELETE FROM jobs WHERE id = $1 AND {mine(2)}", parse_id(job_id), owner_id(owner)
-            )
-        if result.endswith(" 0"):
+            deleted = await conn.fetchval(_DELETE_JOB, parse_id(job_id), owner_id(owner))
+        if not deleted:
             raise NotFound(f"no job with id {job_id}")
 
     async def update_params(self, job_id: str, params: JobParams) -> None:

@@ -2,7 +2,8 @@
 
 The gateway's index sync (gateway/search_sync.py) reads it to find jobs whose current
 embed artifact is not indexed yet, the index entries of jobs that are gone, and the jobs
-whose passages must be embedded again once their embed stage is free.
+whose passages must be embedded again once their embed stage is free. Deleting a job
+leaves a row for it here (JobStore.delete_job), whatever the index holds of it.
 """
 
 from __future__ import annotations
@@ -89,17 +90,24 @@ class SearchIndexStore:
                 passages,
             )
 
-    async def gone(self, limit: int = 100) -> list[tuple[str, Indexed | None]]:
-        """Index entries of jobs that no longer exist (deleted by their owner, retention,
-        or while their passages were being indexed), with what the index holds of each."""
+    async def gone(self, limit: int = 100) -> list[str]:
+        """Jobs with a row here that no longer exist (deleted by their owner, retention,
+        or while their passages were being indexed): their points are to be removed."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT i.job_id, i.artifact_id AS indexed_artifact, i.model_id, i.passages"
-                " FROM search_index i"
+                "SELECT i.job_id FROM search_index i"
                 " WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = i.job_id) LIMIT $1",
                 limit,
             )
-        return [(str(r["job_id"]), _indexed(r)) for r in rows]
+        return [str(r["job_id"]) for r in rows]
+
+    async def touch(self, job_id: str) -> None:
+        """Make sure the job has a row (one it has is left as it is)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO search_index (job_id) VALUES ($1) ON CONFLICT (job_id) DO NOTHING",
+                parse_id(job_id),
+            )
 
     async def entry(self, job_id: str) -> tuple[bool, Indexed | None]:
         """Whether the table has a row for the job, and what the index holds of it."""

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from core.artifacts import WHISPER_LANGUAGES, JobParams
-from core.errors import BadInput, Conflict, NotFound, TooManyJobs
+from core.errors import BadInput, Conflict, NotFound
 from core.jobs import Job
 from core.settings import Settings
 from gateway.auth import Principal
@@ -29,6 +29,7 @@ from gateway.search import forget_job
 from gateway.services import Services, enqueue
 from storage.artifacts import job_prefix, upload_key
 from storage.leases import LeaseStore
+from storage.limits import too_many
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -84,16 +85,14 @@ def accepted(settings: Settings, job_id: str, status: str) -> JSONResponse:
 
 
 async def check_active_jobs(services: Services, principal: Principal) -> None:
-    """TooManyJobs (429) when the key's tenant has as many unfinished jobs as it may."""
+    """TooManyJobs (429) when the key's tenant has as many unfinished jobs (enrollments in
+    progress included) as it may."""
     max_active = principal.max_concurrent_jobs
     if max_active is None:
         return
     active = await services.jobs.active_jobs(principal.owner)
     if active >= max_active:
-        raise TooManyJobs(
-            f"this key may have {max_active} unfinished job(s) at a time and has"
-            f" {active}; wait for one to finish, or delete one"
-        )
+        raise too_many(max_active, active)
 
 
 def upload_limit(settings: Settings, principal: Principal) -> int:

@@ -28,7 +28,7 @@ from gateway.deps import (
 )
 from gateway.errors import InvalidRequest, ServiceUnavailable
 from gateway.multipart import MultipartReceiver, check_content_length
-from gateway.routes.jobs import upload_limit
+from gateway.routes.jobs import check_active_jobs, upload_limit
 from gateway.voiceprints import check_expiry, consent_from, enroll_from_clips
 from storage.artifacts import speaker_prefix
 from storage.retention import delete_voiceprint_files
@@ -96,6 +96,9 @@ async def enroll_speaker(
 ) -> JSONResponse:
     limit = upload_limit(settings, principal)
     check_content_length(request, limit)
+    # An enrollment counts as a job: refused before the clips are read when the key has
+    # no room, and its place taken, atomically, once they are stored.
+    await check_active_jobs(services, principal)
     speaker_id = str(uuid.uuid4())
 
     def file_key(field: str, index: int) -> str | None:
@@ -124,15 +127,15 @@ async def enroll_speaker(
             raise BadInput("the form has no 'files' field; attach one or more clips as 'files'")
         stored = await rx.commit()
         # Any error below leaves the `async with` and so deletes the stored clips.
-        answer = await enroll_from_clips(
-            services.broker,
+        speaker = await enroll_from_clips(
+            services,
             speaker_id=speaker_id,
             name=name,
             clip_keys=[s.key for s in stored],
             governance=SpeakerGovernance.of(principal.owner, consent, expires_at),
             max_duration_s=principal.max_duration_s,
+            max_active=principal.max_concurrent_jobs,
         )
-    speaker = Speaker.model_validate(answer)
     return JSONResponse(
         speaker.model_dump(mode="json"),
         status_code=201,

@@ -8,14 +8,19 @@ validates the file against the Compose schema without talking to a daemon.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import yaml
 
 from core.settings import Settings
@@ -174,10 +179,72 @@ def test_the_gateway_owns_the_search_index_on_the_qdrant_service(compose_bin: Pa
         assert "SCRIBE_QDRANT_URL" not in services[worker]["environment"]
 
 
-def test_a_missing_password_fails_validation(compose_bin: Path) -> None:
+def test_an_empty_env_file_fails_validation(compose_bin: Path) -> None:
     proc = compose_config(compose_bin, COMPOSE, env_file=None)
     assert proc.returncode != 0
-    assert "POSTGRES_PASSWORD" in proc.stderr
+    assert "PASSWORD is missing a value" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["POSTGRES_PASSWORD", "REDIS_PASSWORD"])
+def test_a_missing_password_fails_validation(compose_bin: Path, tmp_path: Path, name: str) -> None:
+    """.env.example without that one line: Compose refuses it, naming the variable."""
+    lines = ENV_EXAMPLE.read_text().splitlines(keepends=True)
+    without = [line for line in lines if not line.startswith(f"{name}=")]
+    assert len(without) == len(lines) - 1, f"{name} is not set in .env.example"
+    env = tmp_path / "without.env"
+    env.write_text("".join(without))
+    proc = compose_config(compose_bin, COMPOSE, env_file=env)
+    assert proc.returncode != 0
+    assert f"required variable {name} is missing a value" in proc.stderr
+
+
+def test_redis_requires_the_password_the_gateway_and_workers_send(compose_bin: Path) -> None:
+    services = rendered(compose_bin, "gpu", "cpu")["services"]
+    password = dotenv(ENV_EXAMPLE)["REDIS_PASSWORD"]
+    redis_service = services["redis"]
+    command = redis_service["command"]
+    assert command[command.index("--requirepass") + 1] == password
+    for name in ("gateway", "worker", "worker-cpu"):
+        url = urlsplit(services[name]["environment"]["SCRIBE_REDIS_URL"])
+        assert (url.hostname, url.port, url.password) == ("redis", 6379, password), name
+
+
+def test_the_redis_healthcheck_authenticates(compose_bin: Path, tmp_path: Path) -> None:
+    """The rendered redis command and healthcheck, run here against a real redis-server
+    (on a port of its own): the check passes with the service's environment, and the
+    server refuses a client without the password."""
+    server_bin = shutil.which("redis-server")
+    if server_bin is None:
+        pytest.skip("no redis-server on this machine")
+    redis_service = rendered(compose_bin)["services"]["redis"]
+    kind, check = redis_service["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and check.startswith("redis-cli ")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [server_bin, *redis_service["command"][1:], "--port", str(port), "--dir", str(tmp_path)]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password=redis_service["environment"]["REDISCLI_AUTH"])
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        here = check.replace("redis-cli ", f"redis-cli -p {port} ", 1)
+
+        def healthcheck(env: dict[str, str]) -> int:
+            return subprocess.run(["sh", "-c", here], env=env, timeout=10).returncode
+
+        assert healthcheck({**redis_service["environment"], "PATH": os.environ["PATH"]}) == 0
+        assert healthcheck({"PATH": os.environ["PATH"]}) != 0
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @pytest.mark.parametrize(

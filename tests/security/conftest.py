@@ -45,8 +45,10 @@ class Gateway:
         return await new_tenant(self.services.auth, **limits)
 
 
-@pytest.fixture(scope="module")
-def guarded_settings(settings: Settings) -> Settings:
+def guarded(settings: Settings, **update: object) -> Settings:
+    """`settings` with keys on and the short timeouts, plus `update`. A module that needs
+    a Redis prefix or a database of its own (a stand-in worker, say) overrides the
+    `guarded_settings` fixture with this."""
     return settings.model_copy(
         update={
             "auth": "on",
@@ -55,8 +57,14 @@ def guarded_settings(settings: Settings) -> Settings:
             "body_idle_timeout_s": IDLE_TIMEOUT_S,
             "request_body_timeout_s": BODY_TIMEOUT_S,
             "upload_timeout_s": UPLOAD_TIMEOUT_S,
+            **update,
         }
     )
+
+
+@pytest.fixture(scope="module")
+def guarded_settings(settings: Settings) -> Settings:
+    return guarded(settings)
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ file:// store; `models` is absent on purpose: touching it fails the test.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,19 @@ def test_clips_together_are_held_to_the_total(state: ClipsOnlyState) -> None:
         "clip 3: the clip lasts 20.0 s; the limit is 10.0 s"
         " (what is left of the 50 s all clips may last together)"
     )
+
+
+def test_the_keys_duration_limit_holds_for_the_clips_together(state: ClipsOnlyState) -> None:
+    """An enrollment counts as a job, and a job's recording is held to the key's limit as a
+    whole: two clips each under it are refused together above it."""
+    keys = [clip(state, n, 8) for n in ("a", "b")]
+    with pytest.raises(BadInput) as err:
+        enroll(state, keys, max_duration_s=10.0)
+    assert re.fullmatch(
+        r"clip 2: the clip lasts 8\.\d s; the limit is \d\.\d s"
+        r" \(what is left of the 10 s all clips may last together\)",
+        err.value.message,
+    ), err.value.message
 
 
 def test_a_playlist_clip_is_refused(state: ClipsOnlyState, tmp_path: Path) -> None:
