@@ -17,10 +17,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis
 
 from core.settings import Settings, StorageSettings
 from tests.databases import create_database, database_url, drop_database
+from tests.support import delete_redis_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 # The speech the tests and benchmarks use, carried by the repository (its README and
@@ -93,13 +93,7 @@ def settings(
     )
     yield s
     asyncio.run(drop_database(pg_admin_dsn, db_name))
-    r = redis.Redis.from_url(redis_url)
-    keys = list(r.scan_iter(f"{s.redis_prefix}*")) + list(
-        r.scan_iter(f"autoclaim:{s.redis_prefix}*")
-    )
-    if keys:
-        r.delete(*keys)
-    r.close()
+    delete_redis_prefix(redis_url, s.redis_prefix)
 
 
 @pytest.fixture
