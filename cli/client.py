@@ -94,6 +94,12 @@ class ScribeClient:
         data: dict[str, Any] = _check(self.http.get(f"/v1/jobs/{job_id}")).json()
         return data
 
+    def stages(self) -> list[dict[str, Any]]:
+        """The server's stage graph, in order: name, label, inputs, and `result` (false for a
+        stage that runs after the job's result)."""
+        data: list[dict[str, Any]] = _check(self.http.get("/v1/stages")).json()
+        return data
+
     def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = _check(
             self.http.get("/v1/jobs", params={"limit": limit})

@@ -12,6 +12,7 @@ cli/calibrate.py, cli/speakers.py, cli/keys.py); this one puts them together, in
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import httpx
@@ -52,8 +53,23 @@ def _options(
     use_api_key(api_key)
 
 
+def _quiet_runtime_dir_warning() -> None:
+    """pgserver (the embedded PostgreSQL) asks platformdirs for the user's runtime folder
+    (its lock file) when it is imported. Where XDG_RUNTIME_DIR is not set (a plain `su`, cron,
+    containers, many CI shells), platformdirs warns with a RuntimeDirWarning and falls back
+    to a private folder under the temporary directory, which serves as well: there is
+    nothing for the person running `scribe` to do about it. Only that category is quieted.
+    platformdirs comes with pgserver (the embedded extra), so it may be absent."""
+    try:
+        from platformdirs import RuntimeDirWarning
+    except ImportError:  # no embedded extra (the gateway image), or an older platformdirs
+        return
+    warnings.filterwarnings("ignore", category=RuntimeDirWarning)
+
+
 def main() -> None:
     exit_on_termination()
+    _quiet_runtime_dir_warning()
     try:
         app()
     except httpx.TimeoutException as exc:

@@ -8,15 +8,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from cli.client import ApiError, ScribeClient
 from cli.common import ServerOpt, connect, err, fail, plain, readable_file, shown
@@ -86,35 +90,59 @@ def _submit_with_progress(
         return client.submit(file, params, on_bytes=lambda n: bar.advance(task, n))
 
 
-def follow_job(client: ScribeClient, job_id: str) -> Any:
-    """Show one progress bar per stage from the job's event stream; return the last event."""
+class _ResultStageColumn(ProgressColumn):
+    """`column` on the row of a stage the result waits for; `text` on the row of a stage
+    that runs after the result, which has no progress to show here."""
+
+    def __init__(self, column: ProgressColumn, text: str = "") -> None:
+        super().__init__()
+        self.column, self.text = column, text
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("after_result"):
+            return Text(self.text, style="dim")
+        return self.column.render(task)
+
+
+def follow_job(client: ScribeClient, job_id: str, console: Console = err) -> Any:
+    """Show one progress bar per stage from the job's event stream; return the last event.
+
+    The stream ends when the job succeeds or fails, which is before a stage that runs
+    after the result (the graph's `result` flag is false: search indexing) has started: its
+    row says "after the result" instead of a bar that would stay at 0 %."""
     with Progress(
         TextColumn("{task.description:<10}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
+        _ResultStageColumn(BarColumn(), "after the result"),
+        _ResultStageColumn(TextColumn("{task.percentage:>3.0f}%")),
+        _ResultStageColumn(TimeElapsedColumn()),
         TextColumn("{task.fields[note]}"),
-        console=err,
+        console=console,
     ) as bar:
-        # One bar per stage the job has, as the server's graph declares them.
+        # One row per stage the job has, as the server's graph declares them.
         stages = [s["stage"] for s in client.job(job_id)["stages"]]
+        after_result = {s["name"] for s in client.stages() if not s["result"]}
         tasks: dict[str, TaskID] = {
-            s: bar.add_task(shown(s), total=1.0, start=False, note="") for s in stages
+            s: bar.add_task(
+                shown(s), total=1.0, start=False, note="", after_result=s in after_result
+            )
+            for s in stages
         }
         last = None
         for event in client.events(job_id):
             last = event
             t = tasks.get(event.stage or "")
-            if event.type == "stage.started" and t is not None:
+            if t is None or event.stage in after_result:
+                continue
+            if event.type == "stage.started":
                 bar.reset(t, total=1.0, note="")
                 bar.start_task(t)
-            elif event.type == "stage.progress" and t is not None:
+            elif event.type == "stage.progress":
                 bar.update(t, completed=event.progress or 0.0, note=shown(event.step or ""))
-            elif event.type == "stage.finished" and t is not None:
+            elif event.type == "stage.finished":
                 note = "reused" if event.reused else ""
                 bar.update(t, completed=1.0, note=note)
                 bar.stop_task(t)
-            elif event.type == "stage.failed" and t is not None:
+            elif event.type == "stage.failed":
                 bar.update(t, note="[red]failed[/]")
                 bar.stop_task(t)
         if last is None:

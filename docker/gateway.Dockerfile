@@ -12,13 +12,14 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/scribe
 WORKDIR /app
-# Dependencies first, from pyproject.toml alone (a change in the sources reinstalls
-# nothing), then the project itself, editable into /app: migrations are read from
-# /app/migrations at run time. The page's API types are generated from this gateway's own
-# OpenAPI schema (as scripts/web.sh does).
-COPY pyproject.toml ./
-RUN /opt/scribe/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['s3']))" > /tmp/requirements.txt \
- && /opt/scribe/bin/pip install -r /tmp/requirements.txt
+# Dependencies first, from what declares them alone (pyproject.toml, constraints.txt; a
+# change in the sources reinstalls nothing), by scripts/install-deps.sh as
+# scripts/install.sh runs it, here with the s3 extra only; then the project itself,
+# editable into /app: migrations are read from /app/migrations at run time. The page's API
+# types are generated from this gateway's own OpenAPI schema (as scripts/web.sh does).
+COPY pyproject.toml constraints.txt ./
+COPY scripts/install-deps.sh scripts/
+RUN scripts/install-deps.sh /opt/scribe/bin/python s3
 COPY . .
 RUN /opt/scribe/bin/pip install --no-deps -e ".[s3]" \
  && ! /opt/scribe/bin/python -c "import torch" 2>/dev/null \

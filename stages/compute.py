@@ -1,5 +1,12 @@
-"""Each stage's compute step: read input artifacts, call the stage's pure `run`, write
-the output artifact. Runs in a worker thread (blocking I/O and model calls are fine here).
+"""The compute steps of the stages that lead to the result (decode, diarize, transcribe,
+identify, merge; stages/specs.py pairs each with its description): read the input
+artifacts, call the stage's pure `run`, write the output artifact. The embed stage, which
+runs after the result, has its compute step in stages/embed.py. `enroll` is the compute
+step of a speaker enrollment (`enroll_task` in stages/tasks.py): it decodes the clips
+and averages their embeddings into one voiceprint.
+
+All of them run in a worker thread (`asyncio.to_thread`): blocking I/O and model calls are
+fine here.
 """
 
 from __future__ import annotations

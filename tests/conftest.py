@@ -17,10 +17,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis
 
 from core.settings import Settings, StorageSettings
 from tests.databases import create_database, database_url, drop_database
+from tests.support import delete_redis_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 # The speech the tests and benchmarks use, carried by the repository (its README and
@@ -54,9 +54,9 @@ def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if parts.hostname and _reachable(parts.hostname, parts.port or 5432):
         yield dsn
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    server = get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
     yield server.get_uri()
 
 
@@ -95,13 +95,7 @@ def settings(
     )
     yield s
     asyncio.run(drop_database(pg_admin_dsn, db_name))
-    r = redis.Redis.from_url(redis_url)
-    keys = list(r.scan_iter(f"{s.redis_prefix}*")) + list(
-        r.scan_iter(f"autoclaim:{s.redis_prefix}*")
-    )
-    if keys:
-        r.delete(*keys)
-    r.close()
+    delete_redis_prefix(redis_url, s.redis_prefix)
 
 
 @pytest.fixture

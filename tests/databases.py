@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import redis
 
 from core.settings import Settings, StorageSettings
+from tests.support import delete_redis_prefix
 
 
 def database_url(dsn: str, name: str) -> str:
@@ -59,10 +59,4 @@ def own_settings(
         yield own
     finally:
         asyncio.run(drop_database(admin, db_name))
-        r = redis.Redis.from_url(settings.redis_url)
-        keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
-            r.scan_iter(f"autoclaim:{own.redis_prefix}*")
-        )
-        if keys:
-            r.delete(*keys)
-        r.close()
+        delete_redis_prefix(settings.redis_url, own.redis_prefix)

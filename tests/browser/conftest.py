@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
 from gateway.page import PAGE_DIR
 from tests.databases import create_database, drop_database
+from tests.support import delete_redis_prefix
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -140,13 +140,7 @@ def own_system(
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
             run_async(lambda: drop_database(pg_admin_dsn, db_name))
-            r = redis.Redis.from_url(settings.redis_url)
-            keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
-                r.scan_iter(f"autoclaim:{own.redis_prefix}*")
-            )
-            if keys:
-                r.delete(*keys)
-            r.close()
+            delete_redis_prefix(settings.redis_url, own.redis_prefix)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,13 @@ from tests.browser.edits import correct_and_undo, give_words
 from tests.browser.pagekit import axe_problems
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 pytestmark = pytest.mark.slow
 
 STAGES = DEFAULT_GRAPH.names
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 JOB_TIMEOUT_MS = 420_000  # generous: a busy CI machine is much slower than an idle one
 SAMPLE: dict[str, str] = {}  # the uploaded job, for the search test after this one
 

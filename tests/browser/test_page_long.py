@@ -20,12 +20,12 @@ from tests.browser.pagekit import axe_problems, first_load_js, record_budgets, t
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, ViewportSize
 
 pytestmark = pytest.mark.slow
 
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # Sizes, not times: what the page may ship and hold, with room for a busy machine's noise.
 JS_GZIP_BUDGET = 250_000
 HEAP_BUDGET_MB = 120

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis
 
 from core.settings import Settings, StorageSettings
+from tests.support import delete_redis_prefix
 
 
 async def _admin(dsn: str, sql: str) -> None:
@@ -40,10 +40,4 @@ def own_settings(settings: Settings, pg_admin_dsn: str, tmp_path: Path) -> Itera
     )
     yield own
     asyncio.run(_admin(pg_admin_dsn, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-    r = redis.Redis.from_url(settings.redis_url)
-    keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
-        r.scan_iter(f"autoclaim:{own.redis_prefix}*")
-    )
-    if keys:
-        r.delete(*keys)
-    r.close()
+    delete_redis_prefix(settings.redis_url, own.redis_prefix)

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from cli.local import LocalSystem, WorkerProcess, free_port
 from core.settings import Settings, StorageSettings
 from tests.databases import create_database, database_url, drop_database
 from tests.integration.conftest import ScribeAPI, SSEvent, log_tail
+from tests.support import delete_redis_prefix
 
 SHORT_AUDIO = Path("misc") / "english.wav"  # 2.7 s of speech: a whole job in seconds
 
@@ -73,13 +73,7 @@ def isolated_settings(
     for db_name, own in made:
         asyncio.run(drop_database(pg_admin_dsn, db_name))
         assert own.redis_url
-        r = redis.Redis.from_url(own.redis_url)
-        keys = list(r.scan_iter(f"{own.redis_prefix}*")) + list(
-            r.scan_iter(f"autoclaim:{own.redis_prefix}*")
-        )
-        if keys:
-            r.delete(*keys)
-        r.close()
+        delete_redis_prefix(own.redis_url, own.redis_prefix)
 
 
 def kill_group(proc: subprocess.Popen[bytes] | None) -> None:

@@ -4,6 +4,7 @@ residency budget unloads what may not stay loaded."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -146,7 +147,7 @@ def test_release_keeps_only_the_resident_models(tmp_path: Path) -> None:
     manager = ModelManager(settings)
     engines = {name: object() for name in ("transcriber", "diarizer", "encoder")}
     for name, engine in engines.items():
-        assert manager._once(name, lambda engine=engine: engine) is engine
+        assert manager._once(name, functools.partial(lambda e: e, engine)) is engine
     assert manager.loaded() == ["diarizer", "encoder", "transcriber"]
     assert sorted(manager.release()) == ["diarizer", "encoder"]
     assert manager.loaded() == ["transcriber"]

@@ -16,25 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings
 from tests.cli_env import cli_env
 from tests.databases import own_settings
 from tests.integration.conftest import log_tail
+from tests.support import delete_redis_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIBE = [sys.executable, "-m", "cli.main"]
 TIMEOUT_S = 300
-
-
-def _redis_cleanup(url: str, prefix: str) -> None:
-    r = redis.Redis.from_url(url)
-    keys = list(r.scan_iter(f"{prefix}*")) + list(r.scan_iter(f"autoclaim:{prefix}*"))
-    if keys:
-        r.delete(*keys)
-    r.close()
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +210,7 @@ def test_local_mode_refuses_without_consent_too(
     try:
         proc = scribe("speakers", "enroll", "Dave", *map(str, clips), env=env)
     finally:
-        _redis_cleanup(consent_settings.redis_url, prefix)
+        delete_redis_prefix(consent_settings.redis_url, prefix)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "consent_by: is required" in " ".join(proc.stderr.split())

@@ -12,11 +12,11 @@ import pytest
 from core.artifacts import MeetingResult, ResultSegment, ResultWord
 from core.errors import NotFound
 from core.settings import Settings
-from gateway.app import create_app
 from gateway.services import Services
 from tests.integration import test_corrections_api as base
 from tests.integration.stored_jobs import finished_job, record_artifact
 from tests.integration.test_corrections_api import code
+from tests.support import app_client
 
 # The same module-scoped fixtures (a Services connection and an ASGI client).
 services = base.services
@@ -133,10 +133,7 @@ async def test_only_the_owner_can_undo(settings: Settings, services: Services) -
             uuid.UUID(job.id),
             uuid.UUID(alice_key.tenant_id),
         )
-    app = create_app(settings.model_copy(update={"auth": "on"}), services)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(settings.model_copy(update={"auth": "on"}), services) as c:
         url = f"/v1/jobs/{job.id}/corrections"
         body = {"kind": "fix_text", "segment": 0, "text": "Mine."}
         resp = await c.post(url, json=body, headers={"Authorization": f"Bearer {alice}"})

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from gateway.app import create_app
 from gateway.services import Services
 from storage.artifacts import ArtifactStore
 from tests.integration.stored_jobs import (
@@ -27,6 +26,7 @@ from tests.integration.stored_jobs import (
     module_services,
     queued_job,
 )
+from tests.support import app_client
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, services)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe") as c:
+    async with app_client(settings, services) as c:
         yield c
 
 
@@ -212,10 +210,7 @@ async def test_audio_from_a_remote_store_with_ranges(
         services, store=ArtifactStore("memory", f"/scribe-{uuid.uuid4().hex[:8]}")
     )
     assert not remote.store.is_local
-    app = create_app(settings, remote)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(settings, remote) as c:
         job = await finished_job(remote)
         await check_audio(c, job)
         remote.store.delete_prefix(f"jobs/{job.id}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator
 from itertools import pairwise
@@ -14,7 +13,7 @@ import pytest
 from core.settings import Settings
 from stages import decode, diarize, identify, transcribe
 from stages.diarize import DiarizeParams
-from stages.engines.models import ModelManager
+from stages.engines.models import ModelManager, package_dir
 from stages.identify import Voiceprint
 from stages.transcribe import TranscribeParams
 
@@ -22,10 +21,7 @@ pytestmark = pytest.mark.slow
 
 AUDIO = Path(__file__).resolve().parents[2] / "tests" / "data" / "audio"
 LIBRI = AUDIO / "librispeech"
-PYANNOTE_SAMPLE = (
-    Path(next(iter(importlib.util.find_spec("pyannote.audio").submodule_search_locations)))  # type: ignore[union-attr]
-    / "sample"
-)
+PYANNOTE_SAMPLE = package_dir("pyannote.audio") / "sample"
 
 
 @pytest.fixture(scope="module")

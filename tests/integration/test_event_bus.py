@@ -52,7 +52,9 @@ async def publish_all(bus: EventBus, job_id: str, count: int, pause_s: float = 0
 
 
 async def pubsub_client_ids(bus: EventBus) -> set[str]:
-    listing = await bus.redis.execute_command("CLIENT", "LIST", "TYPE", "pubsub")
+    listing = await bus.redis.execute_command(  # type: ignore[no-untyped-call]
+        "CLIENT", "LIST", "TYPE", "pubsub"
+    )
     text = listing.decode() if isinstance(listing, bytes) else str(listing)
     return {
         f.split("=", 1)[1]
@@ -110,7 +112,7 @@ async def test_nothing_is_lost_when_the_subscription_connection_drops(bus: Event
         await asyncio.sleep(0.01)
     (ours,) = await pubsub_client_ids(bus) - before
     # Drop the fan-out's connection, and publish while it reconnects.
-    assert await bus.redis.execute_command("CLIENT", "KILL", "ID", ours) == 1
+    assert await bus.redis.execute_command("CLIENT", "KILL", "ID", ours) == 1  # type: ignore[no-untyped-call]
     ids += [(await bus.publish(progress(job_id, n))).id for n in range(5, 15)]
     await asyncio.sleep(0.05)
     await bus.live.ready()

@@ -24,6 +24,7 @@ from tests.integration.stored_jobs import (
     record_artifact,
     succeed_job,
 )
+from tests.support import app_client
 
 WAV = "misc/english.wav"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
@@ -39,9 +40,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, services)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe") as c:
+    async with app_client(settings, services) as c:
         yield c
 
 
@@ -190,10 +189,7 @@ async def test_content_length_over_limit(
     settings: Settings, services: Services, wav: bytes
 ) -> None:
     small = settings.model_copy(update={"max_upload_bytes": 1000})
-    app = create_app(small, services)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(small, services) as c:
         # Announced size above the limit: refused before the body is read.
         resp = await c.post(
             "/v1/jobs",
@@ -210,7 +206,6 @@ async def test_content_length_over_limit(
 
 async def test_streamed_body_over_limit(settings: Settings, services: Services, wav: bytes) -> None:
     small = settings.model_copy(update={"max_upload_bytes": 100_000})
-    app = create_app(small, services)
     boundary = "streamb"
     sent: list[int] = []
 
@@ -225,9 +220,7 @@ async def test_streamed_body_over_limit(settings: Settings, services: Services, 
         yield f"\r\n--{boundary}--\r\n".encode()
 
     before = stored_files(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(small, services) as c:
         resp = await c.post(
             "/v1/jobs",
             content=body(),
@@ -436,31 +429,13 @@ async def test_sse_disconnect_releases_the_follower(
     events come through the one shared pattern subscription."""
     import asyncio
 
-    import uvicorn
-
     job_id = (await upload(client, wav)).json()["id"]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, services),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
 
-        def subscribers() -> int:
-            return services.bus.live.followers
+    def subscribers() -> int:
+        return services.bus.live.followers
 
-        async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as real,
-            real.stream("GET", f"/v1/jobs/{job_id}/events") as resp,
-        ):
+    async with app_client(settings, services, served=True) as real:
+        async with real.stream("GET", f"/v1/jobs/{job_id}/events") as resp:
             lines = resp.aiter_lines()
             async for line in lines:
                 if line.startswith("event:"):
@@ -476,14 +451,12 @@ async def test_sse_disconnect_releases_the_follower(
             # No per-client channel subscription: the fan-out's pattern carries it.
             channel = services.bus.channel(job_id)
             assert (await services.redis.pubsub_numsub(channel))[0][1] == 0
+        await real.aclose()  # the client goes away; the server keeps running
         for _ in range(200):
             if subscribers() == 0:
                 break
             await asyncio.sleep(0.02)
         assert subscribers() == 0
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def bus_publish_started(services: Services, job_id: str) -> None:
@@ -528,11 +501,8 @@ async def test_enroll_speaker_with_a_fake_worker(
     await worker.startup()
     stop = asyncio.Event()
     listening = asyncio.create_task(Receiver(worker, run_startup=False).listen(stop))
-    app = create_app(spk, gw)
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-        ) as c:
+        async with app_client(spk, gw) as c:
             clip1 = (audio_dir / "picovoice/eagle/speaker_1_utt_1.wav").read_bytes()
             clip2 = (audio_dir / "picovoice/eagle/speaker_1_utt_2.wav").read_bytes()
             resp = await c.post(

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from gateway.app import create_app
 from gateway.services import Services
 from tests.integration.stored_jobs import fail_stage
+from tests.support import app_client
 
 Send = Callable[[httpx.AsyncClient, "Files"], Awaitable[httpx.Response]]
 # Python leaking through: exception class names, tracebacks, reprs.
@@ -383,9 +383,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, services)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe", timeout=30) as c:
+    async with app_client(settings, services, raise_app_exceptions=False, timeout=30) as c:
         yield c
 
 
@@ -506,10 +504,7 @@ async def test_duration_limit_on_real_audio(
 
     assert isinstance(worker_state, WorkerState)
     short = settings.model_copy(update={"max_duration_s": 2.0})
-    app = create_app(short, services)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(short, services) as c:
         resp = await c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(3.0))})
     assert resp.status_code == 202
     limited = WorkerState(**{**worker_state.__dict__, "settings": short})
@@ -521,7 +516,6 @@ async def test_oversize_upload_is_refused_without_reading_it(
     settings: Settings, services: Services
 ) -> None:
     small = settings.model_copy(update={"max_upload_bytes": 1_000_000})
-    app = create_app(small, services)
     pulled: list[int] = []
 
     async def body() -> AsyncIterator[bytes]:
@@ -529,9 +523,7 @@ async def test_oversize_upload_is_refused_without_reading_it(
             pulled.append(i)
             yield b"\x00" * (1 << 20)
 
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scribe"
-    ) as c:
+    async with app_client(small, services) as c:
         announced = await c.post(
             "/v1/jobs",
             content=body(),

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import pytest
@@ -34,6 +35,9 @@ from core.graph import DEFAULT_GRAPH
 from core.settings import Settings, StorageSettings
 from storage import orphans
 from storage.artifacts import ArtifactStore
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -93,27 +97,27 @@ class RedisServer:
 @dataclass
 class Servers:
     pg_dir: Path
-    pg: object
+    pg: PostgresServer
     database_url: str
     redis: RedisServer
 
     def restart_postgres(self) -> None:
-        import pgserver
+        from pgserver.postgres_server import get_server
 
-        self.pg.cleanup()  # type: ignore[attr-defined]
+        self.pg.cleanup()
         time.sleep(0.5)
         # On a loaded machine pgserver may find the server still starting (crash recovery
         # after a stop that timed out and killed it): ask again until it is ready.
         deadline = time.monotonic() + 60
         while True:
             try:
-                self.pg = pgserver.get_server(self.pg_dir, cleanup_mode="stop")
+                self.pg = get_server(self.pg_dir, cleanup_mode="stop")
                 break
             except (AssertionError, subprocess.SubprocessError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        assert self.pg.get_uri() == self.database_url  # type: ignore[attr-defined]
+        assert self.pg.get_uri() == self.database_url
 
     def restart_redis(self) -> None:
         self.redis.stop()
@@ -123,11 +127,11 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     root = tmp_path_factory.mktemp("restarts")
     pg_dir = root / "pg"
-    pg = pgserver.get_server(pg_dir, cleanup_mode="stop")
+    pg = get_server(pg_dir, cleanup_mode="stop")
     rs = RedisServer(root)
     rs.start()
     try:
@@ -135,7 +139,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     finally:
         rs.stop()
         with contextlib.suppress(Exception):
-            pg.cleanup()  # type: ignore[attr-defined]
+            pg.cleanup()
         # pgserver leaves the server up when its handle file still lists this process
         # (restart_postgres registered it twice): stop it ourselves (fast shutdown).
         stop_postmaster(pg_dir)
@@ -166,6 +170,11 @@ def settings_for(servers: Servers, root: Path, name: str) -> Settings:
     )
 
 
+# redis-py types stream replies for every protocol and decoding at once; these clients speak
+# RESP2 without decoding: entries are (id, fields) in bytes.
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
 def wait_event(settings: Settings, job_id: str, kind: str, stage: str, timeout: float) -> None:
     r = redis.Redis.from_url(settings.redis_url or "")
     key, last, deadline = (
@@ -175,7 +184,8 @@ def wait_event(settings: Settings, job_id: str, kind: str, stage: str, timeout: 
     )
     try:
         while time.monotonic() < deadline:
-            for _, entries in r.xread({key: last}, block=200) or []:
+            read = cast(list[tuple[bytes, Entries]], r.xread({key: last}, block=200) or [])
+            for _, entries in read:
                 for eid, fields in entries:
                     last = eid.decode()
                     e = json.loads(fields[b"e"])
@@ -245,7 +255,8 @@ def check_consistent(settings: Settings, job_id: str, state: dict[str, object]) 
         assert a["version"] == 1
     r = redis.Redis.from_url(settings.redis_url or "")
     events = [
-        json.loads(f[b"e"])["type"] for _, f in r.xrange(f"{settings.redis_prefix}:events:{job_id}")
+        json.loads(f[b"e"])["type"]
+        for _, f in cast(Entries, r.xrange(f"{settings.redis_prefix}:events:{job_id}"))
     ]
     r.close()
     if job["status"] == "succeeded":

@@ -132,7 +132,7 @@ def test_a_stage_declared_in_a_test_runs_after_the_result(
         result = http.get(f"/v1/jobs/{job_id}/result").json()
 
         def after_result_done(j: dict[str, Any]) -> bool:
-            states = {s["stage"]: s["status"] for s in j["stages"]}
+            states: dict[str, str] = {s["stage"]: s["status"] for s in j["stages"]}
             return states["shout"] == "succeeded" and states["fragile"] == "failed"
 
         job = wait_for(http, job_id, after_result_done, 60)
@@ -159,7 +159,7 @@ def queued_stages(settings: Settings) -> list[tuple[str, list[str]]]:
     assert settings.redis_url
     r = redis.Redis.from_url(settings.redis_url)
     try:
-        entries = r.xrange(queue_key(settings))
+        entries: Any = r.xrange(queue_key(settings))
     finally:
         r.close()
     messages = [json.loads(fields[b"data"]) for _, fields in entries]

@@ -21,7 +21,7 @@ from taskiq.receiver import Receiver
 
 from core.settings import Settings
 from events.queue import make_broker
-from gateway.app import create_app, retention_sweeper, sweep_voiceprints_once
+from gateway.app import retention_sweeper, sweep_voiceprints_once
 from gateway.services import Services
 from storage.artifacts import speaker_prefix
 from tests.integration.stored_jobs import (
@@ -32,6 +32,7 @@ from tests.integration.stored_jobs import (
     module_services,
     wav_bytes,
 )
+from tests.support import app_client
 
 GOVERNANCE = ("consent_by", "consent_at", "consent_note", "source", "expires_at")
 
@@ -80,14 +81,9 @@ async def enroll_calls(
     await worker.shutdown()
 
 
-def client_for(settings: Settings, services: Services) -> httpx.AsyncClient:
-    app = create_app(settings, services)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scribe")
-
-
 @pytest.fixture(scope="module")
 async def client(gov_settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gov_settings, services) as c:
+    async with app_client(gov_settings, services) as c:
         yield c
 
 
@@ -96,7 +92,7 @@ async def strict_client(
     gov_settings: Settings, services: Services
 ) -> AsyncIterator[httpx.AsyncClient]:
     strict = gov_settings.model_copy(update={"voiceprint_require_consent": True})
-    async with client_for(strict, services) as c:
+    async with app_client(strict, services) as c:
         yield c
 
 

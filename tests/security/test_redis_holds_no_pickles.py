@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ from tests.security.conftest import Gateway, guarded
 PICKLE_OPCODE = b"\x80"  # every pickle of protocol 2 and above starts with PROTO
 
 
-def values_of(r: redis.Redis, key: bytes) -> list[bytes]:
+def values_of(r: Any, key: bytes) -> list[bytes]:
     """Every value the key holds: a string's, a stream's entry fields', a hash's, a
     list's or a set's members."""
     kind = r.type(key).decode()
@@ -81,7 +82,7 @@ def not_json(report: dict[str, list[bytes]]) -> list[str]:
     return bad
 
 
-def results_in(report: dict[str, list[bytes]], prefix: str) -> list[dict[str, object]]:
+def results_in(report: dict[str, list[bytes]], prefix: str) -> list[dict[str, Any]]:
     """The task results the report holds, parsed."""
     results = [k for k in report if k.startswith(f"{prefix}:results:")]
     return [json.loads(report[k][0]) for k in results if not k.endswith("__progress")]

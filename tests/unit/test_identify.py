@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.artifacts import Diarization, DiarizedSpeaker
+from core.artifacts import Diarization, DiarizedSpeaker, Identification
 from core.errors import BadInput
 from stages import identify
 from stages.identify import Voiceprint
@@ -35,7 +35,7 @@ def vp(id_: str, *v: float, model: str = MODEL) -> Voiceprint:
     return Voiceprint(id=id_, name=id_.title(), embedding=unit(*v), model=model)
 
 
-def by_label(result: identify.Identification) -> dict[str, tuple[str | None, float | None]]:
+def by_label(result: Identification) -> dict[str, tuple[str | None, float | None]]:
     return {m.label: (m.speaker_id, m.score) for m in result.matches}
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from gateway.app import create_app
 from gateway.services import Services
+from tests.support import app_client
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,5 @@ async def services(auth_settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture(scope="module")
 async def client(auth_settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(auth_settings, services)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://scribe") as c:
+    async with app_client(auth_settings, services) as c:
         yield c

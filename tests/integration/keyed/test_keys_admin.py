@@ -5,15 +5,16 @@ admin makes can do no more than the admin's own, and a revoked key stops at once
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from core.settings import Settings
-from gateway.app import create_app
 from gateway.auth import stream_token
 from gateway.services import Services
 from tests.integration.stored_jobs import finished_job
+from tests.support import app_client
 from tests.tenants import Tenant
 
 
@@ -143,14 +144,13 @@ async def test_an_admin_cannot_revoke_the_key_it_is_using(
 
 
 @pytest.fixture
-async def open_client(settings: Settings, services: Services) -> httpx.AsyncClient:
-    app = create_app(settings.model_copy(update={"auth": "off"}), services)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scribe")
+async def open_client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(settings.model_copy(update={"auth": "off"}), services) as c:
+        yield c
 
 
 async def test_without_auth_there_are_no_keys_to_manage(open_client: httpx.AsyncClient) -> None:
-    async with open_client:
-        me = (await open_client.get("/v1/me")).json()
-        assert me == {**me, "auth": False, "admin": False}
-        resp = await open_client.get("/v1/keys")
-        assert resp.status_code == 409 and "without API keys" in resp.json()["error"]["message"]
+    me = (await open_client.get("/v1/me")).json()
+    assert me == {**me, "auth": False, "admin": False}
+    resp = await open_client.get("/v1/keys")
+    assert resp.status_code == 409 and "without API keys" in resp.json()["error"]["message"]

@@ -90,7 +90,9 @@ async def bob(services: Services) -> Tenant:
     return await new_tenant(services.auth)
 
 
-async def search(client: httpx.AsyncClient, tenant: Tenant, **params: object) -> dict[str, object]:
+async def search(
+    client: httpx.AsyncClient, tenant: Tenant, **params: str | int | float
+) -> dict[str, object]:
     resp = await client.get("/v1/search", params=params, headers=tenant.headers)
     assert resp.status_code == 200, resp.text
     body: dict[str, object] = resp.json()
