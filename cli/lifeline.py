@@ -144,21 +144,42 @@ def end_group(pgid: int, started: float, grace_s: float) -> None:
             return
 
 
+# How often the lifeline looks whether its process is still its parent.
+OWNER_POLL_S = 0.5
+
+
 def run(stream: IO[bytes], parent: int) -> None:
     groups: dict[int, tuple[float, float]] = {}
     data_dirs: list[Path] = []
-    for raw in stream:
-        kind, _, rest = raw.decode().strip().partition(" ")
-        if kind == "group":
-            words = rest.split()
-            groups[int(words[0])] = (float(words[1]), float(words[2]))
-        elif kind == "forget":
-            groups.pop(int(rest), None)
-        elif kind == "data-dir":
-            path = Path(json.loads(rest))
-            if path not in data_dirs:
-                data_dirs.append(path)
+    lock = threading.Lock()
+    ended = threading.Event()
+
+    def read() -> None:
+        for raw in stream:
+            kind, _, rest = raw.decode().strip().partition(" ")
+            with lock:
+                if kind == "group":
+                    words = rest.split()
+                    groups[int(words[0])] = (float(words[1]), float(words[2]))
+                elif kind == "forget":
+                    groups.pop(int(rest), None)
+                elif kind == "data-dir":
+                    path = Path(json.loads(rest))
+                    if path not in data_dirs:
+                        data_dirs.append(path)
+        ended.set()
+
+    threading.Thread(target=read, name="lifeline pipe", daemon=True).start()
     # End of file: our process has closed its end of the pipe, which it does by exiting.
+    # Another process that holds a copy of that end (a child forked without exec) would
+    # keep the end of file from coming, so the parent is watched too: once it has exited,
+    # this process is handed to another and its parent id changes.
+    while not ended.wait(OWNER_POLL_S):
+        if os.getppid() != parent:
+            ended.wait(OWNER_POLL_S)  # what it wrote before it exited is read first
+            break
+    with lock:
+        groups, data_dirs = dict(groups), list(data_dirs)
     # Everything is ended at once; a worker's grace is short, its parent is gone.
     work = [
         threading.Thread(target=end_group, args=(pgid, started, min(grace, GRACE_S)))

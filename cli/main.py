@@ -22,6 +22,7 @@ from cli import calibrate, jobs, keys, run, search, servers, speakers
 from cli.common import err, out, shown, use_api_key
 from cli.lifeline import exit_on_termination
 from cli.speakers import parse_expires
+from core.process import unblock_stop_signals
 
 # `out` and `parse_expires` are reached as cli.main.out / cli.main.parse_expires too.
 __all__ = ["app", "main", "out", "parse_expires"]
@@ -68,6 +69,7 @@ def _quiet_runtime_dir_warning() -> None:
 
 
 def main() -> None:
+    unblock_stop_signals()  # before anything is started: children inherit the mask
     exit_on_termination()
     _quiet_runtime_dir_warning()
     try:

@@ -24,6 +24,7 @@ from collections.abc import MutableMapping
 
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
+from core.process import unblock_stop_signals
 from core.settings import Settings
 from events.queue import make_broker
 
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         " `scribe run`, whose worker lives in a session of its own)",
     )
     args = parser.parse_args(argv)
+    unblock_stop_signals()  # SIGTERM is how it is told to stop (core/process.py)
     if args.exit_with_parent:
         watch_parent(args.shutdown_timeout)
     return run(

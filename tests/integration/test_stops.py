@@ -32,6 +32,12 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDING = "jfk/jfk.flac"  # 11 s; diarize loads its models first, so it runs a while
+# Blocks SIGINT and SIGTERM, then becomes the command given (exec keeps the mask).
+BLOCK_THEN_EXEC = (
+    "import os, signal, sys;"
+    " signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM});"
+    " os.execv(sys.argv[1], sys.argv[1:])"
+)
 # A bound on the wait, not a figure: the time taken is printed (docs/production.md).
 GONE_WITHIN_S = 60.0
 
@@ -112,15 +118,19 @@ def wait_gone(data_dir: Path, but: int | None = None) -> float:
 class Serve:
     """`scribe serve` on a data directory of its own (embedded PostgreSQL and Redis)."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, *, blocked: bool = False) -> None:
+        """`blocked`: started by a parent whose thread blocks SIGINT and SIGTERM, a mask
+        `serve` inherits (through exec, as any child does)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = cli_env(SCRIBE_DATA_DIR=str(data_dir), SCRIBE_REAPER_INTERVAL_S="1")
         self.log = open(log, "ab")  # noqa: SIM115 (closed in stop)
+        argv = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
+        if blocked:
+            argv = [sys.executable, "-c", BLOCK_THEN_EXEC, *argv]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            argv, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         self.http = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 120
         while True:
@@ -167,14 +177,23 @@ class Serve:
 
 
 @pytest.mark.parametrize(
-    "how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+    ("how", "blocked"),
+    [
+        (signal.SIGINT, False),
+        (signal.SIGTERM, False),
+        (signal.SIGKILL, False),
+        # Started by a parent that blocks the stop signals (core/process.py): without
+        # the unblock, SIGINT and SIGTERM stay pending and nothing stops.
+        (signal.SIGINT, True),
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGKILL", "SIGINT-from-a-blocking-parent"],
 )
 def test_nothing_is_left_and_the_job_finishes_after_the_next_start(
-    how: signal.Signals, tmp_path: Path, audio_dir: Path
+    how: signal.Signals, blocked: bool, tmp_path: Path, audio_dir: Path
 ) -> None:
     data_dir = tmp_path / "data"
     log = tmp_path / "serve.log"
-    first = Serve(data_dir, log)
+    first = Serve(data_dir, log, blocked=blocked)
     try:
         data = (audio_dir / RECORDING).read_bytes()
         resp = first.http.post("/v1/jobs", files={"file": ("jfk.flac", data)})
