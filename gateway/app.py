@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from core.settings import Settings
-from gateway import docs, errors, page
-from gateway.deps import get_principal
-from gateway.guard import RequestGuard
-from gateway.headers import SecurityHeaders
+from gateway.http import docs, errors, page
+from gateway.http.deps import get_principal
+from gateway.http.guard import RequestGuard
+from gateway.http.headers import SecurityHeaders
 from gateway.routes import (
     corrections,
     events,
@@ -100,7 +100,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         summary="Self-hosted meeting transcription: who said what, when.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # gateway.docs: Swagger UI from an installed package, not a CDN
+        docs_url=None,  # gateway.http.docs: Swagger UI from an installed package, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings

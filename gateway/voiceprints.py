@@ -24,7 +24,7 @@ from core.corrections import RENAME_SPEAKER, blend_voiceprints
 from core.errors import Conflict, NotFound, ScribeError, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
-from gateway.errors import InvalidRequest, ServiceUnavailable
+from gateway.http.errors import InvalidRequest, ServiceUnavailable
 from gateway.search import resend_embed
 from gateway.services import Services
 from gateway.transcripts import corrected_result

@@ -25,7 +25,7 @@ from core.corrections import (
 )
 from core.errors import Conflict, NotFound
 from gateway import voiceprints
-from gateway.deps import (
+from gateway.http.deps import (
     CorrectionStoreDep,
     JobId,
     JobStoreDep,
@@ -33,7 +33,7 @@ from gateway.deps import (
     ServicesDep,
     SettingsDep,
 )
-from gateway.errors import InvalidRequest
+from gateway.http.errors import InvalidRequest
 from gateway.search import resend_embed
 from gateway.transcripts import corrected_result
 from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE

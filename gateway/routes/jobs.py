@@ -15,16 +15,16 @@ from core.errors import BadInput, Conflict, NotFound
 from core.jobs import Job
 from core.settings import Settings
 from gateway.auth import Principal
-from gateway.deps import (
+from gateway.http.deps import (
     JobId,
     JobStoreDep,
     PrincipalDep,
     ServicesDep,
     SettingsDep,
 )
-from gateway.errors import InvalidRequest
-from gateway.multipart import MultipartReceiver, check_content_length
-from gateway.params import merge_params, params_from_form
+from gateway.http.errors import InvalidRequest
+from gateway.http.multipart import MultipartReceiver, check_content_length
+from gateway.http.params import merge_params, params_from_form
 from gateway.search import forget_job
 from gateway.services import Services, enqueue
 from storage.artifacts import job_prefix, upload_key

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import Conflict, Forbidden, NotFound
 from core.settings import Settings
 from gateway.auth import Principal
-from gateway.deps import PrincipalDep, ServicesDep, SettingsDep
+from gateway.http.deps import PrincipalDep, ServicesDep, SettingsDep
 from storage.auth import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["keys"])

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from core.artifacts import Identification
 from core.corrections import RENAME_SPEAKER
-from gateway.deps import CorrectionStoreDep, GraphDep, PrincipalDep, StoreDep
+from gateway.http.deps import CorrectionStoreDep, GraphDep, PrincipalDep, StoreDep
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 

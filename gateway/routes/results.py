@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
 from core.errors import Conflict, NotFound
-from gateway.deps import (
+from gateway.http.deps import (
     GraphDep,
     JobId,
     JobStoreDep,

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from gateway import search as search_service
-from gateway.deps import PrincipalDep, ServicesDep
-from gateway.errors import InvalidRequest
+from gateway.http.deps import PrincipalDep, ServicesDep
+from gateway.http.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 

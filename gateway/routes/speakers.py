@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from core.artifacts import Identification
 from core.errors import BadInput
 from core.jobs import Speaker, SpeakerGovernance
-from gateway.deps import (
+from gateway.http.deps import (
     CalibrationStoreDep,
     GraphDep,
     PrincipalDep,
@@ -26,8 +26,8 @@ from gateway.deps import (
     SpeakerStoreDep,
     StoreDep,
 )
-from gateway.errors import InvalidRequest, ServiceUnavailable
-from gateway.multipart import MultipartReceiver, check_content_length
+from gateway.http.errors import InvalidRequest, ServiceUnavailable
+from gateway.http.multipart import MultipartReceiver, check_content_length
 from gateway.routes.jobs import check_active_jobs, upload_limit
 from gateway.voiceprints import check_expiry, consent_from, enroll_from_clips
 from storage.artifacts import speaker_prefix

@@ -24,7 +24,7 @@ import redis
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
-from gateway.page import PAGE_DIR
+from gateway.http.page import PAGE_DIR
 from tests.databases import create_database, drop_database
 
 if TYPE_CHECKING:
