@@ -27,9 +27,9 @@ from gateway.routes import (
     speakers,
     stages,
 )
-from gateway.search import forget_job
-from gateway.search_sync import search_syncer
-from gateway.services import Services
+from gateway.services.container import Services
+from gateway.services.search import forget_job
+from gateway.services.search_sync import search_syncer
 from storage.retention import sweep_expired, sweep_expired_voiceprints
 
 log = logging.getLogger("scribe.gateway")

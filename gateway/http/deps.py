@@ -12,7 +12,7 @@ from core.graph import StageGraph
 from core.settings import Settings
 from events.bus import EventBus
 from gateway.auth import Principal, resolve_principal
-from gateway.services import Services
+from gateway.services.container import Services
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
 from storage.calibration import CalibrationStore

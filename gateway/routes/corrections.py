@@ -24,7 +24,6 @@ from core.corrections import (
     undo_blocked_by,
 )
 from core.errors import Conflict, NotFound
-from gateway import voiceprints
 from gateway.http.deps import (
     CorrectionStoreDep,
     JobId,
@@ -34,9 +33,10 @@ from gateway.http.deps import (
     SettingsDep,
 )
 from gateway.http.errors import InvalidRequest
-from gateway.search import resend_embed
-from gateway.transcripts import corrected_result
-from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
+from gateway.services import voiceprints
+from gateway.services.search import resend_embed
+from gateway.services.transcripts import corrected_result
+from gateway.services.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
 
 router = APIRouter(prefix="/v1/jobs", tags=["corrections"])
 

@@ -25,8 +25,8 @@ from gateway.http.deps import (
 from gateway.http.errors import InvalidRequest
 from gateway.http.multipart import MultipartReceiver, check_content_length
 from gateway.http.params import merge_params, params_from_form
-from gateway.search import forget_job
-from gateway.services import Services, enqueue
+from gateway.services.container import Services, enqueue
+from gateway.services.search import forget_job
 from storage.artifacts import job_prefix, upload_key
 from storage.leases import LeaseStore
 from storage.limits import too_many

@@ -22,7 +22,7 @@ from gateway.http.deps import (
     ServicesDep,
     StoreDep,
 )
-from gateway.transcripts import corrected_result
+from gateway.services.transcripts import corrected_result
 from storage.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["results"])

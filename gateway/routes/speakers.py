@@ -1,7 +1,7 @@
 """Enrolled speakers (voiceprints): enroll from clips, list, delete.
 
 The gateway stores the clips, then a worker computes the voiceprint and creates the row
-(gateway/voiceprints.py, `enroll_from_clips`).
+(gateway/services/voiceprints.py, `enroll_from_clips`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gateway.http.deps import (
 from gateway.http.errors import InvalidRequest, ServiceUnavailable
 from gateway.http.multipart import MultipartReceiver, check_content_length
 from gateway.routes.jobs import check_active_jobs, upload_limit
-from gateway.voiceprints import check_expiry, consent_from, enroll_from_clips
+from gateway.services.voiceprints import check_expiry, consent_from, enroll_from_clips
 from storage.artifacts import speaker_prefix
 from storage.retention import delete_voiceprint_files
 

@@ -10,7 +10,7 @@ from core.artifacts import MeetingResult
 from core.corrections import apply_corrections
 from core.errors import Conflict, NotFound
 from core.jobs import Job
-from gateway.services import Services
+from gateway.services.container import Services
 
 
 async def corrected_result(

@@ -25,9 +25,9 @@ from core.errors import Conflict, NotFound, ScribeError, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
 from gateway.http.errors import InvalidRequest, ServiceUnavailable
-from gateway.search import resend_embed
-from gateway.services import Services
-from gateway.transcripts import corrected_result
+from gateway.services.container import Services
+from gateway.services.search import resend_embed
+from gateway.services.transcripts import corrected_result
 from storage.limits import EnrollmentSlots
 
 log = logging.getLogger("scribe.voiceprints")

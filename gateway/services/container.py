@@ -1,4 +1,6 @@
-"""What the gateway talks to: PostgreSQL, the artifact store, Redis events and the queue."""
+"""`Services`: what the gateway talks to: PostgreSQL, the artifact store, Redis events and
+the queue, and the search index. Opened once per process (`Services.connect`); every
+service function takes it as its first argument."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ is one, while workers are several, spawned and recycled. A search must answer in
 milliseconds and never wait in the worker queue behind an hour of transcription. So the
 expensive part, embedding every passage, stays on the worker (the embed stage), and the
 gateway embeds only the short query and moves the worker's vectors into the index
-(gateway/search_sync.py). With a Qdrant server (several gateways) the same code runs, and
+(gateway/services/search_sync.py). With a Qdrant server (several gateways) the same code runs, and
 upserts are idempotent.
 """
 
@@ -20,7 +20,7 @@ from datetime import datetime
 
 from core.artifacts import SearchPassages
 from core.graph import StageGraph
-from gateway.services import Services, enqueue
+from gateway.services.container import Services, enqueue
 from search.index import IndexedArtifact, SearchHit
 from storage.leases import LeaseStore
 from storage.search_index import Indexed
@@ -110,7 +110,7 @@ async def forget_job(services: Services, job_id: str) -> None:
     whatever the `search_index` table says of it (nothing, when an upsert failed half-way
     or is still running). Best effort: the job's row there, which deleting the job leaves
     (JobStore.delete_job), has the sync loop's next pass remove them again, after any
-    upsert in flight now has written what it writes (gateway/search_sync.py)."""
+    upsert in flight now has written what it writes (gateway/services/search_sync.py)."""
     try:
         await asyncio.to_thread(services.search.index().delete_job, job_id)
     except Exception:
