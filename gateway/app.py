@@ -27,27 +27,22 @@ from gateway.routes import (
     speakers,
     stages,
 )
+from gateway.services import jobs as job_service
+from gateway.services import voiceprints
 from gateway.services.container import Services
-from gateway.services.search import forget_job
 from gateway.services.search_sync import search_syncer
-from storage.retention import sweep_expired, sweep_expired_voiceprints
 
 log = logging.getLogger("scribe.gateway")
 
 
 async def sweep_once(services: Services, retention_days: float | None) -> list[str]:
     """Delete the jobs past retention, their artifacts, events and search passages."""
-
-    async def deleted(job_id: str) -> None:
-        await services.bus.delete(job_id)
-        await forget_job(services, job_id)
-
-    return await sweep_expired(services.jobs, services.store, retention_days, on_deleted=deleted)
+    return await job_service.sweep_expired(services, retention_days)
 
 
 async def sweep_voiceprints_once(services: Services) -> list[str]:
     """Delete the voiceprints past their expiry and their enrollment clips."""
-    return await sweep_expired_voiceprints(services.speakers, services.store)
+    return await voiceprints.sweep_expired(services)
 
 
 @asynccontextmanager

@@ -23,7 +23,8 @@ from contextlib import asynccontextmanager
 
 from core.artifacts import SearchPassages
 from gateway.services.container import Services
-from gateway.services.search import artifact_of, embed_stage, forget_gone, resend_embed
+from gateway.services.index import artifact_of, embed_stage, forget_gone
+from gateway.services.search import resend_embed
 from search.embedder import vectors_from_bytes
 from search.index import IndexedJob
 from storage.search_index import ToIndex
