@@ -9,7 +9,8 @@ about what a route does.
 - `deps.py` holds the request dependencies routes declare (`ServicesDep`, `PrincipalDep`,
   `JobId`, ...), the one module here that knows the services container;
 - `multipart.py` streams an upload to the artifact store (`media_sniff.py` checks what it
-  is), `params.py` reads job parameters from a form or a JSON body;
+  is), `params.py` reads job parameters from a form or a JSON body, `ranges.py` serves a
+  stored file with Range requests;
 - `docs.py` (Swagger UI) and `page.py` (the browser page) serve static files.
 
 It never imports `gateway.routes` or `gateway.services` (bar the container, in deps.py):

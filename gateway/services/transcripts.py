@@ -1,12 +1,12 @@
-"""A job's transcript as people read it: the merged result with the job's corrections
-applied. Used by the result and correction routes and by the voiceprint service, so it
-lives beside them rather than in one route module."""
+"""What a job produced: its transcript as people read it (the merged result with the job's
+corrections applied: the result and correction routes, the voiceprint and corrections
+services), the artifacts behind it, its decoded audio."""
 
 from __future__ import annotations
 
 import asyncio
 
-from core.artifacts import MeetingResult
+from core.artifacts import ArtifactRecord, DecodedAudio, MeetingResult
 from core.corrections import apply_corrections
 from core.errors import Conflict, NotFound
 from core.jobs import Job
@@ -29,6 +29,30 @@ async def corrected_result(
     result = await asyncio.to_thread(store.get_json, store.key_of(record.uri), MeetingResult)
     corrections = await services.corrections.list_corrections(job_id, owner)
     return apply_corrections(result, corrections, services.graph, basis=record.sha256)
+
+
+async def artifacts(services: Services, job_id: str, owner: str | None) -> list[ArtifactRecord]:
+    """Every artifact of the job with its provenance; NotFound for another tenant's job."""
+    await services.jobs.get_job(job_id, owner)
+    return await services.records.list_artifacts(job_id, owner)
+
+
+async def decoded_audio(services: Services, job_id: str, owner: str | None) -> str:
+    """The store key of the job's recording as decoded (16 kHz mono WAV). Conflict while
+    it is not decoded yet (or the job failed first), NotFound once it is no longer kept."""
+    job = await services.jobs.get_job(job_id, owner)
+    decode = services.graph.producer(DecodedAudio).name
+    record = await services.records.current_artifact(job_id, decode)
+    if record is None:
+        if job.status == "failed":
+            raise Conflict(f"job {job_id} failed before its audio was decoded")
+        raise Conflict(f"job {job_id} is {job.status}; its audio is ready once {decode} finishes")
+    store = services.store
+    decoded = await asyncio.to_thread(store.get_json, store.key_of(record.uri), DecodedAudio)
+    key = store.key_of(decoded.audio_uri)
+    if not await asyncio.to_thread(store.exists, key):
+        raise NotFound(f"the decoded audio of job {job_id} is no longer stored")
+    return key
 
 
 def _not_ready(job: Job) -> Conflict:
