@@ -1,4 +1,6 @@
-"""The FastAPI application: `create_app(settings)` wires routes, errors and services."""
+"""The FastAPI application: `create_app(settings)` wires routes, errors and services, and
+runs the background loops, which call the services too: the retention sweep (jobs past
+`retention_days`, voiceprints past their expiry) and the search index sync."""
 
 from __future__ import annotations
 
