@@ -191,7 +191,7 @@ class GatewayThread:
         import uvicorn
 
         from gateway.app import create_app
-        from gateway.server import server_config
+        from gateway.http.server import server_config
 
         config = server_config(
             create_app(self.settings),

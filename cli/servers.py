@@ -61,7 +61,7 @@ def gateway(
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.server import server_config
+    from gateway.http.server import server_config
 
     settings = Settings()
     if not settings.database_url or not settings.redis_url:

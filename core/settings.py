@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     # seconds of clean speech; longer clips only cost the shared worker memory.
     enroll_max_clip_s: float = 60.0
     enroll_max_total_s: float = 180.0
-    # HTTP limits, before any route runs (gateway.guard, gateway.server). Bodies of the
+    # HTTP limits, before any route runs (gateway.http.guard, gateway.http.server). Bodies of the
     # routes that are not uploads (JSON: corrections, renames, replays) are small.
     max_request_body_bytes: int = 256 * 1024
     # The request line and headers must arrive within this, and hold at most
@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     )
     # Origins besides the request's own Host (and public_url's) that may send requests
     # that change something (POST, PUT, PATCH, DELETE) from a browser, e.g.
-    # "https://scribe.example.com"; others get 403 (gateway.guard).
+    # "https://scribe.example.com"; others get 403 (gateway.http.guard).
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")

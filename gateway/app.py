@@ -1,4 +1,6 @@
-"""The FastAPI application: `create_app(settings)` wires routes, errors and services."""
+"""The FastAPI application: `create_app(settings)` wires routes, errors and services, and
+runs the background loops, which call the services too: the retention sweep (jobs past
+`retention_days`, voiceprints past their expiry) and the search index sync."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from core.settings import Settings
-from gateway import docs, errors, page
-from gateway.deps import get_principal
-from gateway.guard import RequestGuard
-from gateway.headers import SecurityHeaders
+from gateway.http import docs, errors, page
+from gateway.http.deps import get_principal
+from gateway.http.guard import RequestGuard
+from gateway.http.headers import SecurityHeaders
 from gateway.routes import (
     corrections,
     events,
@@ -27,27 +29,22 @@ from gateway.routes import (
     speakers,
     stages,
 )
-from gateway.search import forget_job
-from gateway.search_sync import search_syncer
-from gateway.services import Services
-from storage.retention import sweep_expired, sweep_expired_voiceprints
+from gateway.services import jobs as job_service
+from gateway.services import voiceprints
+from gateway.services.container import Services
+from gateway.services.search_sync import search_syncer
 
 log = logging.getLogger("scribe.gateway")
 
 
 async def sweep_once(services: Services, retention_days: float | None) -> list[str]:
     """Delete the jobs past retention, their artifacts, events and search passages."""
-
-    async def deleted(job_id: str) -> None:
-        await services.bus.delete(job_id)
-        await forget_job(services, job_id)
-
-    return await sweep_expired(services.jobs, services.store, retention_days, on_deleted=deleted)
+    return await job_service.sweep_expired(services, retention_days)
 
 
 async def sweep_voiceprints_once(services: Services) -> list[str]:
     """Delete the voiceprints past their expiry and their enrollment clips."""
-    return await sweep_expired_voiceprints(services.speakers, services.store)
+    return await voiceprints.sweep_expired(services)
 
 
 @asynccontextmanager
@@ -100,7 +97,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         summary="Self-hosted meeting transcription: who said what, when.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # gateway.docs: Swagger UI from an installed package, not a CDN
+        docs_url=None,  # gateway.http.docs: Swagger UI from an installed package, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings

@@ -115,7 +115,7 @@ async def resolve_principal(
 ) -> Principal:
     if not settings.auth_enabled:
         return SINGLE_USER
-    # Checked already, before the body was read (gateway.guard).
+    # Checked already, before the body was read (gateway.http.guard).
     known = getattr(request.state, "principal", None)
     if isinstance(known, Principal):
         return known

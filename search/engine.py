@@ -1,5 +1,5 @@
 """The index and the query embedder of the one process that owns the index (the gateway,
-see gateway/search.py for why), both opened on first use: a gateway that nobody searches
+see gateway/services/search.py for why), both opened on first use: a gateway that nobody searches
 never loads the model, and a process holding several gateways' services at once (tests)
 does not fight over the local index's lock until one of them really needs it."""
 

@@ -7,7 +7,7 @@ job. It reads the merged result and applies the job's corrections (speaker names
 fixes), which its parameters pass in and whose digest is in its key, so a rename or a fix
 makes a new artifact. The expensive part, embedding every passage, happens here on the
 worker; the artifact (passages JSON + float32 vectors .npy + model id + dim) is what the
-gateway's index sync upserts into Qdrant (gateway/search_sync.py): the worker never opens
+gateway's index sync upserts into Qdrant (gateway/services/search_sync.py): the worker never opens
 the index, whose local mode admits one process only.
 """
 

@@ -319,7 +319,7 @@ async def enroll_task(
     context: Annotated[Context, TaskiqDepends()],
 ) -> Speaker:
     """The speaker row made from the clips; the result backend keeps it as JSON, and the
-    gateway reads it back as a Speaker (gateway/voiceprints.py)."""
+    gateway reads it back as a Speaker (gateway/services/voiceprints.py)."""
     state = _state(context)
     rules = SpeakerGovernance.model_validate(governance)
     try:

@@ -149,7 +149,7 @@ class JobStore:
         and, in the same statement, leave a `search_index` row for it: the search index
         may hold passages of the job whatever that table says (an upsert that failed
         half-way or is running now), and such a row is how the gateway's sync loop finds a
-        deleted job's passages to remove (gateway/search_sync.py)."""
+        deleted job's passages to remove (gateway/services/search_sync.py)."""
         async with self.pool.acquire() as conn:
             deleted = await conn.fetchval(_DELETE_JOB, parse_id(job_id), owner_id(owner))
         if not deleted:

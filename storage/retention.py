@@ -1,50 +1,37 @@
-"""Retention: jobs older than `retention_days` are deleted with every artifact they made;
-voiceprints past their `expires_at` are deleted with their enrollment clips."""
+"""Retention, store side: which jobs are past `retention_days` (deleting one everywhere is
+the gateway's jobs service, gateway/services/jobs.py); voiceprints past their `expires_at`,
+deleted with their enrollment clips."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from core.errors import NotFound
 from core.jobs import Speaker
-from storage.artifacts import ArtifactStore, job_prefix, speaker_prefix
+from storage.artifacts import ArtifactStore, speaker_prefix
 from storage.jobs import JobStore
 from storage.speakers import SpeakerStore
 
 log = logging.getLogger("scribe.retention")
 
 
-async def sweep_expired(
-    jobs: JobStore,
-    store: ArtifactStore,
-    retention_days: float | None,
-    *,
-    on_deleted: Callable[[str], Awaitable[None]] | None = None,
-    now: datetime | None = None,
-) -> list[str]:
-    """Delete every job created more than `retention_days` ago (files first, then the row,
-    so a crash in between leaves a row to find next time); returns their ids."""
-    if retention_days is None:
-        return []
+async def expired_job_batches(
+    jobs: JobStore, retention_days: float, *, now: datetime | None = None
+) -> AsyncIterator[list[str]]:
+    """The ids of the jobs created more than `retention_days` ago, a batch at a time, until
+    none is left; a batch never repeats an id given before. The caller deletes each batch
+    (gateway/services/jobs.py, `sweep_expired`) before asking for the next."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    deleted: list[str] = []
+    given: set[str] = set()
     while True:
-        batch = [j for j in await jobs.jobs_created_before(cutoff) if j not in deleted]
+        batch = [j for j in await jobs.jobs_created_before(cutoff) if j not in given]
         if not batch:
-            return deleted
-        for job_id in batch:
-            await asyncio.to_thread(store.delete_prefix, job_prefix(job_id))
-            try:
-                await jobs.delete_job(job_id)
-            except NotFound:
-                pass  # deleted meanwhile by its owner
-            if on_deleted is not None:
-                await on_deleted(job_id)
-            deleted.append(job_id)
-        log.info("retention: deleted %d job(s) older than %s days", len(batch), retention_days)
+            return
+        given.update(batch)
+        yield batch
 
 
 def delete_voiceprint_files(store: ArtifactStore, speaker: Speaker) -> list[str]:

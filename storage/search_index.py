@@ -1,6 +1,6 @@
 """The `search_index` table: which embed artifact of each job the search index holds.
 
-The gateway's index sync (gateway/search_sync.py) reads it to find jobs whose current
+The gateway's index sync (gateway/services/search_sync.py) reads it to find jobs whose current
 embed artifact is not indexed yet, the index entries of jobs that are gone, and the jobs
 whose passages must be embedded again once their embed stage is free. Deleting a job
 leaves a row for it here (JobStore.delete_job), whatever the index holds of it.

@@ -1,5 +1,6 @@
 """Corrections to a job's result: rename a speaker (optionally remembering their voice),
-reassign a segment or words, fix text; list them, undo one.
+reassign a segment or words, fix text; list them, undo one. What each does is in
+gateway/services/corrections.py and (renaming) gateway/services/voiceprints.py.
 
 Corrections are records of their own (the stage artifacts stay as the models made them);
 the result route applies them on every read, so one rename shows in every format.
@@ -7,36 +8,18 @@ the result route applies them on every read, so one rename shows in every format
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.artifacts import MeetingResult, ResultSpeaker
-from core.corrections import (
-    REASSIGN,
-    Correction,
-    CorrectionOutOfRange,
-    check_fix_text,
-    check_reassign,
-    undo_blocked_by,
-)
-from core.errors import Conflict, NotFound
-from gateway import voiceprints
-from gateway.deps import (
-    CorrectionStoreDep,
-    JobId,
-    JobStoreDep,
-    PrincipalDep,
-    ServicesDep,
-    SettingsDep,
-)
-from gateway.errors import InvalidRequest
-from gateway.search import resend_embed
-from gateway.transcripts import corrected_result
-from gateway.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
+from core.artifacts import ResultSpeaker
+from core.corrections import Correction
+from gateway.http.deps import JobId, PrincipalDep, ServicesDep, SettingsDep
+from gateway.services import corrections, voiceprints
+from gateway.services.transcripts import corrected_result
+from gateway.services.voiceprints import MAX_CONSENT_BY, MAX_CONSENT_NOTE
 
 router = APIRouter(prefix="/v1/jobs", tags=["corrections"])
 
@@ -110,10 +93,9 @@ async def rename_speaker(
     summary="The corrections made to a job's result, oldest first",
 )
 async def list_corrections(
-    job_id: JobId, jobs: JobStoreDep, corrections: CorrectionStoreDep, principal: PrincipalDep
+    job_id: JobId, services: ServicesDep, principal: PrincipalDep
 ) -> list[Correction]:
-    await jobs.get_job(job_id, principal.owner)
-    return await corrections.list_corrections(job_id, principal.owner)
+    return await corrections.list_corrections(services, job_id, principal.owner)
 
 
 # ---------------------------------------------------------------- reassign words, fix text
@@ -154,23 +136,8 @@ CorrectionBody = Annotated[ReassignBody | FixTextBody, Field(discriminator="kind
 async def add_correction(
     job_id: JobId, body: CorrectionBody, services: ServicesDep, principal: PrincipalDep
 ) -> Correction:
-    result = await corrected_result(services, job_id, principal.owner)  # 404 / 409 first
-    payload: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
-    try:
-        if body.kind == REASSIGN:
-            check_reassign(result, payload)
-        else:
-            check_fix_text(result, payload)
-    except CorrectionOutOfRange as exc:
-        raise InvalidRequest(str(exc)) from None
-    merge = await services.records.current_artifact(
-        job_id, services.graph.producer(MeetingResult).name
-    )
-    if merge is not None:  # the indices mean something only for this merged result
-        payload["merge_sha256"] = merge.sha256
-    added = await services.corrections.add_correction(job_id, body.kind, payload, principal.owner)
-    await resend_embed(services, job_id)  # search finds the corrected words
-    return added
+    fields: dict[str, Any] = body.model_dump(exclude={"kind"}, exclude_none=True)
+    return await corrections.add_correction(services, job_id, body.kind, fields, principal.owner)
 
 
 @router.delete(
@@ -181,26 +148,5 @@ async def add_correction(
 async def undo_correction(
     job_id: JobId, correction_id: str, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
-    owner = principal.owner
-    await services.jobs.get_job(job_id, owner)  # another tenant's job: 404 like a missing one
-    corrections = await services.corrections.list_corrections(job_id, owner)
-    if not any(c.id == correction_id for c in corrections):
-        raise NotFound(f"job {job_id} has no correction {correction_id}")
-    merge = await services.records.current_artifact(
-        job_id, services.graph.producer(MeetingResult).name
-    )
-    if merge is not None:
-        store = services.store
-        result = await asyncio.to_thread(store.get_json, store.key_of(merge.uri), MeetingResult)
-        blocked = undo_blocked_by(
-            result, corrections, correction_id, services.graph, basis=merge.sha256
-        )
-        if blocked:
-            raise Conflict(
-                f"correction {correction_id} split a segment, so the {len(blocked)} segment"
-                " correction(s) made after it point at segments by their new positions; undo"
-                f" those first, the latest first: {', '.join(c.id for c in reversed(blocked))}"
-            )
-    await services.corrections.delete_correction(job_id, correction_id, owner)
-    await resend_embed(services, job_id)
+    await corrections.undo_correction(services, job_id, correction_id, principal.owner)
     return Response(status_code=204)

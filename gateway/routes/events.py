@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse
 from core.errors import BadInput
 from core.events import TERMINAL_EVENTS, JobEvent
 from gateway.auth import STREAM_TOKEN_TTL_S, stream_token
-from gateway.deps import BusDep, JobId, JobStoreDep, PrincipalDep, ServicesDep
+from gateway.http.deps import BusDep, JobId, JobStoreDep, PrincipalDep, ServicesDep
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 

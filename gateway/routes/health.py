@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from gateway.deps import ServicesDep
+from gateway.http.deps import ServicesDep
 
 router = APIRouter(tags=["health"])
 

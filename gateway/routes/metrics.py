@@ -1,23 +1,15 @@
-"""How well identification does in use, from the corrections people make.
-
-A rename of a speaker that identify had named is a confirmation when it names the same
-person (same enrolled id, or the same name) and a correction otherwise; a rename of a
-speaker identify left unnamed is a correction too (a miss). Only the latest rename of each
-speaker of each job counts, and figures are kept per embedding model id, since a new model
-has its own accuracy.
-"""
+"""How well identification does in use (`GET /v1/metrics/accuracy`), from the corrections
+people make; how it is counted is in gateway/services/metrics.py."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from dataclasses import asdict
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from core.artifacts import Identification
-from core.corrections import RENAME_SPEAKER
-from gateway.deps import CorrectionStoreDep, GraphDep, PrincipalDep, StoreDep
+from gateway.http.deps import PrincipalDep, ServicesDep
+from gateway.services import metrics
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -31,57 +23,10 @@ class ModelAccuracy(BaseModel):
     confirmation_rate: float | None  # confirmed / speakers identify had named
 
 
-def tally(identification: Identification, renames: list[dict[str, Any]]) -> dict[str, int]:
-    """Counts for one job: `renames` are rename_speaker payloads, oldest first."""
-    latest = {r.get("speaker"): r for r in renames if r.get("speaker")}
-    matches = {m.label: m for m in identification.matches}
-    out = {"renames": 0, "confirmed": 0, "corrected_wrong_name": 0, "corrected_unnamed": 0}
-    for label, r in latest.items():
-        m = matches.get(str(label))
-        if m is None:
-            continue
-        out["renames"] += 1
-        if m.speaker_id is None:
-            out["corrected_unnamed"] += 1
-        elif (r.get("speaker_id") and r.get("speaker_id") == m.speaker_id) or (
-            not r.get("speaker_id") and r.get("name") == m.name
-        ):
-            out["confirmed"] += 1
-        else:
-            out["corrected_wrong_name"] += 1
-    return out
-
-
 @router.get(
     "/accuracy",
     response_model=list[ModelAccuracy],
     summary="How often identification was confirmed or corrected, per embedding model",
 )
-async def accuracy(
-    corrections: CorrectionStoreDep, store: StoreDep, graph: GraphDep, principal: PrincipalDep
-) -> list[ModelAccuracy]:
-    totals: dict[str | None, dict[str, int]] = {}
-    identify = graph.producer(Identification).name
-    # A tenant's figures come from its own jobs' corrections only.
-    for uri, renames in await corrections.identify_feedback(
-        identify, RENAME_SPEAKER, principal.owner
-    ):
-        ident = await asyncio.to_thread(store.get_json, store.key_of(uri), Identification)
-        counts = tally(ident, renames)
-        acc = totals.setdefault(ident.embedding_model, dict.fromkeys(counts, 0))
-        for k, v in counts.items():
-            acc[k] += v
-    out = []
-    for model, c in totals.items():
-        named = c["confirmed"] + c["corrected_wrong_name"]
-        out.append(
-            ModelAccuracy(
-                embedding_model=model,
-                renames=c["renames"],
-                confirmed=c["confirmed"],
-                corrected_wrong_name=c["corrected_wrong_name"],
-                corrected_unnamed=c["corrected_unnamed"],
-                confirmation_rate=c["confirmed"] / named if named else None,
-            )
-        )
-    return sorted(out, key=lambda m: m.embedding_model or "")
+async def accuracy(services: ServicesDep, principal: PrincipalDep) -> list[ModelAccuracy]:
+    return [ModelAccuracy(**asdict(m)) for m in await metrics.accuracy(services, principal.owner)]

@@ -1,6 +1,6 @@
 """Search across meetings: `GET /v1/search` (the caller's passages nearest to a query) and
 `POST /v1/search/reindex` (embed the caller's succeeded jobs again). The logic is in
-gateway/search.py; the index is the gateway's own (docs/architecture.md, "Search")."""
+gateway/services/search.py; the index is the gateway's own (docs/architecture.md, "Search")."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from gateway import search as search_service
-from gateway.deps import PrincipalDep, ServicesDep
-from gateway.errors import InvalidRequest
+from gateway.http.deps import PrincipalDep, ServicesDep
+from gateway.http.errors import InvalidRequest
+from gateway.services import search as search_service
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.deps import ServicesDep
+from gateway.http.deps import ServicesDep
 
 router = APIRouter(prefix="/v1/stages", tags=["stages"])
 

@@ -23,7 +23,7 @@ import pytest
 
 from cli.local import LocalSystem
 from core.settings import Settings, StorageSettings
-from gateway.page import PAGE_DIR
+from gateway.http.page import PAGE_DIR
 from tests.databases import create_database, drop_database
 from tests.support import delete_redis_prefix
 

@@ -1,5 +1,5 @@
 """A real gateway with API keys on, served by uvicorn on loopback exactly as `scribe gateway`
-builds its server (gateway.server), with short timeouts so slow clients are quick to test;
+builds its server (gateway.http.server), with short timeouts so slow clients are quick to test;
 real PostgreSQL, Redis and a file:// store."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uvicorn
 
 from core.settings import Settings
 from gateway.app import create_app
-from gateway.server import server_config
+from gateway.http.server import server_config
 from gateway.services import Services
 from tests.tenants import Tenant, new_tenant
 

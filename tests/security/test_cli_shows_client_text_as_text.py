@@ -39,7 +39,7 @@ HOSTILE = "[/x] [bold]odd[/bold] :smile: \x1b[31mred\x1b[0m\x1b]0;pwned\x07 \x9b
 # What the operator reads: the words as written, the terminal's commands gone.
 LITERAL = "[/x] [bold]odd[/bold] :smile: red x!"
 CONTROLS = ("\x1b", "\x9b", "\x07", "\r", "\x9d")
-# An uploaded file name keeps only its printable characters (gateway/multipart.py): markup.
+# An uploaded file name keeps only its printable characters (gateway/http/multipart.py): markup.
 UPLOAD_NAME = "[/x] [bold]upload[/bold] :smile:.wav"
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from core.settings import Settings
 from gateway.app import sweep_once
-from gateway.search_sync import sync_once
+from gateway.services.search_sync import sync_once
 from search import index as search_index
 from search.index import IndexedJob
 from tests.databases import own_settings

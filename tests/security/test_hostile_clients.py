@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from gateway.app import create_app
-from gateway.server import server_config
+from gateway.http.server import server_config
 from tests.security.conftest import (
     HEADER_TIMEOUT_S,
     IDLE_TIMEOUT_S,

@@ -19,7 +19,7 @@ import pytest
 
 from cli.local import free_port
 from core.settings import Settings
-from gateway import log_redaction
+from gateway.http import log_redaction
 from tests.integration.stored_jobs import wav_bytes
 from tests.security.conftest import Gateway
 from tests.tenants import Tenant

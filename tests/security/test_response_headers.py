@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from swagger_ui_bundle import swagger_ui_path
 
-from gateway.page import PAGE_DIR
+from gateway.http.page import PAGE_DIR
 from tests.security.conftest import Gateway
 from tests.security.test_hostile_clients import exchange, request_head
 from tests.tenants import Tenant
@@ -137,7 +137,7 @@ async def test_the_hashes_follow_a_rebuilt_page(gateway: Gateway, tmp_path: Path
     browser reads it), not from a list kept beside it."""
     from fastapi import FastAPI
 
-    from gateway import page
+    from gateway.http import page
 
     html = (
         "<!doctype html><html><head><script>self.a=1</script>\r\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import EmptyUpload, UnsupportedMedia
-from gateway.media_sniff import SNIFF_BYTES, check_media, describe, sniff
+from gateway.http.media_sniff import SNIFF_BYTES, check_media, describe, sniff
 
 REAL_FILES = {
     "misc/english.wav": "wav",

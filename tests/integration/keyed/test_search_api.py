@@ -23,8 +23,8 @@ from cli.local import LocalSystem
 from core.artifacts import MeetingResult, ResultSegment, ResultSpeaker, SearchPassages
 from core.settings import SearchSettings, Settings
 from gateway.app import sweep_once
-from gateway.search_sync import sync_once
 from gateway.services import Services
+from gateway.services.search_sync import sync_once
 from search.embedder import E5SmallEmbedder, vectors_to_bytes
 from search.passages import cut_passages
 from storage.artifacts import artifact_dir

@@ -61,7 +61,7 @@ export function setUnauthorizedHandler(fn: (message: string) => void): void {
   onUnauthorized = fn;
 }
 
-// The error shape of every answer that is not a success (gateway/errors.py, error_body):
+// The error shape of every answer that is not a success (gateway/http/errors.py, error_body):
 // {"error": {"code": "...", "message": "..."}}, the message written for a person. The schema
 // does not describe it (it lists FastAPI's validation shape), so it is read as unknown.
 interface ErrorBody {

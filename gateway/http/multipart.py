@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from core.errors import BadInput, UploadTooLarge
 from core.units import human_bytes
-from gateway.media_sniff import SNIFF_BYTES, check_media
+from gateway.http.media_sniff import SNIFF_BYTES, check_media
 from storage.artifacts import ArtifactStore, AtomicWriter, StoredObject
 
 # Room for the multipart framing and the small form fields around the file(s).

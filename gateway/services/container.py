@@ -1,4 +1,6 @@
-"""What the gateway talks to: PostgreSQL, the artifact store, Redis events and the queue."""
+"""`Services`: what the gateway talks to: PostgreSQL, the artifact store, Redis events and
+the queue, and the search index. Opened once per process (`Services.connect`); every
+service function takes it as its first argument."""
 
 from __future__ import annotations
 
@@ -9,11 +11,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from taskiq import AsyncBroker
 
-from core.events import JobEvent
 from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
-from events.queue import make_broker, send_stages
+from events.queue import make_broker
 from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
@@ -22,6 +23,8 @@ from storage.calibration import CalibrationStore
 from storage.corrections import CorrectionStore
 from storage.db import create_pool, migrate
 from storage.jobs import JobStore
+from storage.leases import LeaseStore
+from storage.limits import EnrollmentSlots
 from storage.search_index import SearchIndexStore
 from storage.speakers import SpeakerStore
 
@@ -41,6 +44,8 @@ class Services:
     broker: AsyncBroker
     auth: AuthStore
     graph: StageGraph  # the stages a job runs
+    leases: LeaseStore  # the stages' leases, by the same graph: replays requeue through it
+    enrollment_slots: EnrollmentSlots  # enrollments in progress count as unfinished jobs
     # Signs stream tokens: settings.auth_secret, else the one kept in the database.
     secret: str
     # The search index (owned by the gateway) and what it holds of each job.
@@ -81,6 +86,8 @@ class Services:
             broker=broker,
             auth=auth,
             graph=graph,
+            leases=LeaseStore(pool, graph),
+            enrollment_slots=EnrollmentSlots(pool),
             secret=secret,
             search=SearchEngine(settings),
             search_table=SearchIndexStore(pool),
@@ -96,16 +103,3 @@ class Services:
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         await self.pool.close()
-
-
-async def enqueue(services: Services, job_id: str, stages: tuple[str, ...]) -> None:
-    """Tell listeners the job is queued, then hand its first stages to the workers."""
-    await services.bus.publish(
-        JobEvent(
-            type="job.queued",
-            job_id=job_id,
-            stage=stages[0],
-            message=f"queued from {', '.join(stages)}",
-        )
-    )
-    await send_stages(services.broker, job_id, stages)

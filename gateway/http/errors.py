@@ -31,7 +31,7 @@ from core.errors import (
     UnsupportedMedia,
     UploadTooLarge,
 )
-from gateway.headers import header_dict
+from gateway.http.headers import header_dict
 
 log = logging.getLogger("scribe.gateway")
 
@@ -61,7 +61,7 @@ class BodyTooLarge(ScribeError):
 
 
 class MisdirectedRequest(ScribeError):
-    """A Host header this gateway does not answer to (auth off, gateway.same_origin): 421."""
+    """A Host header this gateway does not answer to (auth off, gateway.http.same_origin): 421."""
 
     code = "misdirected_request"
 
@@ -184,7 +184,7 @@ def install(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        # Sent by Starlette's outermost middleware, outside gateway.headers' own.
+        # Sent by Starlette's outermost middleware, outside gateway.http.headers' own.
         return error_response(
             500, "internal_error", "something went wrong on our side", headers=header_dict()
         )

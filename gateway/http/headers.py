@@ -6,12 +6,12 @@
   in a frame (clickjacking);
 - `Referrer-Policy: no-referrer`: a link followed from the page does not tell where from;
 - `Content-Security-Policy`: answers that are not a page (the API's JSON, assets) get
-  `default-src 'none'`, so nothing they hold can run; the page (gateway.page) and the
-  docs (gateway.docs) set their own, which allow only this origin's files and their own
+  `default-src 'none'`, so nothing they hold can run; the page (gateway.http.page) and the
+  docs (gateway.http.docs) set their own, which allow only this origin's files and their own
   inline scripts by hash (`csp_for`).
 
 `SecurityHeaders` is a pure ASGI middleware, outside every other but Starlette's error
-middleware, whose 500 answer (gateway.errors) adds the same headers itself.
+middleware, whose 500 answer (gateway.http.errors) adds the same headers itself.
 """
 
 from __future__ import annotations

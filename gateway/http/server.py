@@ -8,11 +8,11 @@ has httptools grow it, by concatenation, as long as it sends. `HeaderTimeoutProt
 closes such a connection with a 408 after `header_timeout_s`, and with a 431 once more
 than `max_header_bytes` came without the headers being complete (counted in whole reads,
 so what is held is the limit plus one read at most). Body timeouts and limits are the
-app's (gateway.guard).
+app's (gateway.http.guard).
 
 Every place that serves the gateway (`scribe gateway`, `scribe serve`, the tests) builds
 its server here, so all run with the same limits, and with secrets kept out of their
-logs (gateway.log_redaction).
+logs (gateway.http.log_redaction).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.settings import Settings
 from core.units import human_bytes
-from gateway import log_redaction
-from gateway.errors import error_body
-from gateway.headers import DEFAULT_HEADERS
+from gateway.http import log_redaction
+from gateway.http.errors import error_body
+from gateway.http.headers import DEFAULT_HEADERS
 
 
 def raw_answer(status: str, code: str, message: str) -> bytes:

@@ -1,4 +1,7 @@
-"""Request dependencies, as `Annotated` aliases so routes stay one line per input."""
+"""Request dependencies, as `Annotated` aliases so routes stay one line per input: the
+services container, the app's settings, the caller (`PrincipalDep`, applied to every /v1
+router), a job id as stored, and the two stores routes read directly (the job list, the
+event stream). Everything else a route needs goes through a gateway/services function."""
 
 from __future__ import annotations
 
@@ -8,17 +11,11 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from pydantic import AfterValidator
 
-from core.graph import StageGraph
 from core.settings import Settings
 from events.bus import EventBus
 from gateway.auth import Principal, resolve_principal
-from gateway.services import Services
-from storage.artifact_records import ArtifactRecordStore
-from storage.artifacts import ArtifactStore
-from storage.calibration import CalibrationStore
-from storage.corrections import CorrectionStore
+from gateway.services.container import Services
 from storage.jobs import JobStore
-from storage.speakers import SpeakerStore
 
 
 def get_services(request: Request) -> Services:
@@ -37,44 +34,13 @@ def get_jobs(services: ServicesDep) -> JobStore:
     return services.jobs
 
 
-def get_records(services: ServicesDep) -> ArtifactRecordStore:
-    return services.records
-
-
-def get_speakers(services: ServicesDep) -> SpeakerStore:
-    return services.speakers
-
-
-def get_corrections(services: ServicesDep) -> CorrectionStore:
-    return services.corrections
-
-
-def get_calibration(services: ServicesDep) -> CalibrationStore:
-    return services.calibration
-
-
-def get_store(services: ServicesDep) -> ArtifactStore:
-    return services.store
-
-
 def get_bus(services: ServicesDep) -> EventBus:
     return services.bus
 
 
-def get_graph(services: ServicesDep) -> StageGraph:
-    # The deployment's (SCRIBE_STAGE_GRAPH): ask it for a stage, e.g. graph.producer(Model).
-    return services.graph
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
-RecordStoreDep = Annotated[ArtifactRecordStore, Depends(get_records)]
-SpeakerStoreDep = Annotated[SpeakerStore, Depends(get_speakers)]
-CorrectionStoreDep = Annotated[CorrectionStore, Depends(get_corrections)]
-CalibrationStoreDep = Annotated[CalibrationStore, Depends(get_calibration)]
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
-GraphDep = Annotated[StageGraph, Depends(get_graph)]
 
 
 async def get_principal(

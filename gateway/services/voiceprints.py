@@ -1,7 +1,8 @@
-"""Voiceprints: what keeping one asks for (consent, an expiry), enrolling one from clips,
-and naming a job's speaker, which may enroll or refine a voiceprint from that job's
-recording. The speakers and corrections routes call these after parsing and authorising;
-the CLI could call them the same way, with Services of its own.
+"""Voiceprints: what keeping one asks for (consent, an expiry), enrolling one from uploaded
+clips, listing and forgetting them (and the sweep of those past their expiry), and naming a
+job's speaker, which may enroll or refine a voiceprint from that job's recording. The
+speakers and corrections routes call these after parsing and authorising; the CLI could
+call them the same way, with Services of its own.
 
 Enrollment from clips runs on a worker (task `scribe.enroll`, by name): the gateway sends
 along what only it knows (the owner, the consent given and the expiry), so the row is
@@ -12,23 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request
 from pydantic import ValidationError
 from taskiq.exceptions import TaskiqResultTimeoutError
 from taskiq.kicker import AsyncKicker
 
-from core.artifacts import ArtifactRecord, Diarization, ResultSpeaker
+from core.artifacts import ArtifactRecord, Diarization, Identification, ResultSpeaker
 from core.corrections import RENAME_SPEAKER, blend_voiceprints
-from core.errors import Conflict, NotFound, ScribeError, StageFailed
+from core.errors import BadInput, Conflict, NotFound, ScribeError, StageFailed
 from core.jobs import Consent, Speaker, SpeakerGovernance
 from core.settings import Settings
-from gateway.errors import InvalidRequest, ServiceUnavailable
-from gateway.search import resend_embed
-from gateway.services import Services
-from gateway.transcripts import corrected_result
-from storage.limits import EnrollmentSlots
+from gateway.auth import Principal
+from gateway.http.errors import InvalidRequest, ServiceUnavailable
+from gateway.services.container import Services
+from gateway.services.jobs import received_upload
+from gateway.services.search import resend_embed
+from gateway.services.transcripts import corrected_result
+from storage.artifacts import speaker_prefix
+from storage.retention import delete_voiceprint_files, sweep_expired_voiceprints
 
 log = logging.getLogger("scribe.voiceprints")
 
@@ -39,6 +45,8 @@ ENROLL_TIMEOUT_S = 300
 ENROLL_SLOT_TTL_S = ENROLL_TIMEOUT_S + 60
 MAX_CONSENT_BY = 200
 MAX_CONSENT_NOTE = 2000
+MAX_CLIPS = 20
+MAX_NAME = 200
 
 
 def consent_from(
@@ -76,7 +84,67 @@ def check_expiry(expires_at: datetime | None, *, prefix: str = "") -> datetime |
     return expires_at
 
 
+def parse_expiry(text: str | None) -> datetime | None:
+    """An expiry from a form field (ISO 8601 date or date-time); blank: none."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"expires_at: {text[:50]!r} is not an ISO 8601 date or time"
+            " (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)"
+        ) from None
+    return check_expiry(value)
+
+
 # ---------------------------------------------------------------- enrollment from clips
+
+
+async def enroll(
+    services: Services, settings: Settings, request: Request, principal: Principal
+) -> Speaker:
+    """A speaker enrolled from an uploaded form: `name`, the consent given (`consent_by`,
+    `consent_note`), `expires_at`, and one or more clips as `files`. An enrollment counts
+    as a job: refused before the clips are read when the key has no room, and its place
+    taken, atomically, once they are stored (jobs.received_upload)."""
+    speaker_id = str(uuid.uuid4())
+
+    def file_key(field: str, index: int) -> str | None:
+        if field != "files":
+            return None
+        if index >= MAX_CLIPS:
+            raise BadInput(f"send at most {MAX_CLIPS} clips")
+        return f"{speaker_prefix(speaker_id)}/clip-{index + 1}"
+
+    upload = received_upload(services, settings, request, principal, file_key=file_key)
+    async with upload as (rx, form):
+        name = form.fields.get("name", "").strip()
+        if not name:
+            raise InvalidRequest("name: is required (the person's name)")
+        if len(name) > MAX_NAME:
+            raise InvalidRequest(f"name: is longer than {MAX_NAME} characters")
+        consent = consent_from(
+            form.fields.get("consent_by"),
+            form.fields.get("consent_note"),
+            required=settings.voiceprint_require_consent,
+        )
+        expires_at = parse_expiry(form.fields.get("expires_at"))
+        if not form.files:
+            raise BadInput("the form has no 'files' field; attach one or more clips as 'files'")
+        stored = await rx.commit()
+        # Any error below leaves the `async with` and so deletes the stored clips.
+        speaker = await enroll_from_clips(
+            services,
+            speaker_id=speaker_id,
+            name=name,
+            clip_keys=[s.key for s in stored],
+            governance=SpeakerGovernance.of(principal.owner, consent, expires_at),
+            max_duration_s=principal.max_duration_s,
+            max_active=principal.max_concurrent_jobs,
+        )
+    return speaker
 
 
 async def enroll_from_clips(
@@ -94,8 +162,9 @@ async def enroll_from_clips(
     `max_active` unfinished jobs (TooManyJobs, 429, when they are all taken). 503 when no
     worker answers in ENROLL_TIMEOUT_S, StageFailed (stage `enroll`) when the worker
     refuses the clips."""
-    slots = EnrollmentSlots(services.pool)
-    async with slots.held(governance.owner, max_active, ttl_s=ENROLL_SLOT_TTL_S):
+    async with services.enrollment_slots.held(
+        governance.owner, max_active, ttl_s=ENROLL_SLOT_TTL_S
+    ):
         kicker: AsyncKicker[Any, Any] = AsyncKicker(ENROLL_TASK, services.broker, labels={})
         task = await kicker.kiq(
             speaker_id,
@@ -129,6 +198,45 @@ def _worker_message(error: BaseException | None) -> str:
     if error is None:
         return "enrollment failed"
     return f"enrollment failed on the worker ({type(error).__name__}: {error})"
+
+
+# ---------------------------------------------------------------- listing, forgetting
+
+
+async def list_speakers(services: Services, owner: str | None) -> list[Speaker]:
+    """The owner's enrolled speakers, each marked stale when its voiceprint was made by
+    another embedding model than identify's current one."""
+    # A graph without an identify stage has no current model: no voiceprint is stale.
+    identify = services.graph.find_producer(Identification)
+    current = (
+        await services.calibration.current_embedding_model(identify.name) if identify else None
+    )
+    enrolled = await services.speakers.list_speakers(owner)
+    if current is None:
+        return enrolled
+    return [s.model_copy(update={"stale": s.model != current}) for s in enrolled]
+
+
+async def delete_speaker(services: Services, speaker_id: str, owner: str | None) -> None:
+    """Forget a speaker: their clips, then their voiceprint. NotFound (404) for unknown or
+    malformed ids, and for another tenant's speaker; 503, with the voiceprint kept, when a
+    clip could not be deleted."""
+    speakers = services.speakers
+    speaker, _ = await speakers.speaker_voiceprint(speaker_id, owner)
+    # Clips first, then the row: a failure in between leaves the row, so the delete can be
+    # repeated, instead of clips nobody can find any more.
+    left = await asyncio.to_thread(delete_voiceprint_files, services.store, speaker)
+    if left:
+        raise ServiceUnavailable(
+            f"{len(left)} enrollment clip(s) could not be deleted; the voiceprint is kept,"
+            " try again"
+        )
+    await speakers.delete_speaker(speaker_id, owner)
+
+
+async def sweep_expired(services: Services) -> list[str]:
+    """Delete the voiceprints past their expiry and their enrollment clips; their ids."""
+    return await sweep_expired_voiceprints(services.speakers, services.store)
 
 
 # ---------------------------------------------------------------- naming a job's speaker

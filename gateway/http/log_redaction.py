@@ -12,7 +12,7 @@ access and error logs and the app's own alike, has in its message and arguments
 It is done where a record is made (`logging.setLogRecordFactory`), not by a filter on some
 logger or handler: a logger's filter does not see what its children's records propagate
 to it, and a handler added later (a log_config, a test's capture) would have none.
-`install()` is called where the server is configured (gateway.server), which every way of
+`install()` is called where the server is configured (gateway.http.server), which every way of
 serving goes through; calling it again changes nothing.
 """
 

@@ -3,7 +3,7 @@
 A pure ASGI middleware, because FastAPI reads and parses a JSON body before it resolves a
 route's dependencies (the API key among them), so a route-level check comes too late:
 
-- **other sites first** (gateway.same_origin): with auth off, a Host the gateway does not
+- **other sites first** (gateway.http.same_origin): with auth off, a Host the gateway does not
   answer to is a 421 (DNS rebinding); with auth on or off, a browser's request that
   changes something, sent from another site's page, is a 403;
 - **authentication**: on /v1 routes, a request that carries an API key is checked
@@ -17,7 +17,7 @@ route's dependencies (the API key among them), so a route-level check comes too 
   ends with a 408 (a `Content-Length` larger than what is sent is one of these): a slow
   client holds a connection for seconds, not for the hours an upload may take. The
   request line and headers have their own timeout and size limit in the server
-  (gateway.server).
+  (gateway.http.server).
 
 Answers use the API's usual error shape.
 """
@@ -35,7 +35,7 @@ from core.errors import ScribeError, Unauthorized
 from core.settings import Settings
 from core.units import human_bytes, human_duration
 from gateway.auth import api_key_of, principal_for_key
-from gateway.errors import (
+from gateway.http.errors import (
     BodyTooLarge,
     CrossSiteRequest,
     MisdirectedRequest,
@@ -43,7 +43,7 @@ from gateway.errors import (
     error_body,
     status_of,
 )
-from gateway.same_origin import cross_site_reason, misdirected_reason
+from gateway.http.same_origin import cross_site_reason, misdirected_reason
 
 # The routes whose body is a recording (multipart, streamed to storage under their own
 # limits: max_upload_bytes and the key's).

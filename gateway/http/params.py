@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.artifacts import JobParams
-from gateway.errors import InvalidRequest, describe_validation_errors
+from gateway.http.errors import InvalidRequest, describe_validation_errors
 
 PARAM_FIELDS = tuple(JobParams.model_fields)
 

@@ -1,5 +1,5 @@
 """The gateway's index sync: a lifespan task that keeps the search index in step with the
-embed artifacts in PostgreSQL (the gateway owns the index; gateway/search.py says why).
+embed artifacts in PostgreSQL (the gateway owns the index; gateway/services/search.py says why).
 
 Every `search.sync_interval_s` it
 - upserts the passages of jobs whose current embed artifact is not the indexed one (a new
@@ -22,8 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from core.artifacts import SearchPassages
-from gateway.search import artifact_of, embed_stage, forget_gone, resend_embed
-from gateway.services import Services
+from gateway.services.container import Services
+from gateway.services.index import artifact_of, embed_stage, forget_gone
+from gateway.services.search import resend_embed
 from search.embedder import vectors_from_bytes
 from search.index import IndexedJob
 from storage.search_index import ToIndex

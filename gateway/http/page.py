@@ -6,7 +6,7 @@ Without a build, `/` says how to make one instead; the API works either way.
 The page is served with a Content-Security-Policy that lets it load only this origin's
 files, and run, of inline scripts, exactly those the export holds (Next.js writes its
 hydration data as inline `<script>`s): their sha256 hashes are read from the HTML it
-serves, each time (gateway.headers.csp_for). A script that someone managed to put into
+serves, each time (gateway.http.headers.csp_for). A script that someone managed to put into
 the page or into a transcript (say, a speaker named `<script>...`) does not run.
 """
 
@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from gateway.headers import csp_for
+from gateway.http.headers import csp_for
 
-PAGE_DIR = Path(__file__).resolve().parents[1] / "web" / "out"
+PAGE_DIR = Path(__file__).resolve().parents[2] / "web" / "out"
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Scribe</title></head>

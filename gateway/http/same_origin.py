@@ -1,4 +1,4 @@
-"""Requests from other web sites, refused before a route runs (gateway.guard calls these).
+"""Requests from other web sites, refused before a route runs (gateway.http.guard calls these).
 
 A browser lets any page it shows send a request to any address, this gateway's included:
 a form posted to it, or (by DNS rebinding, a name of the page's that comes to resolve to

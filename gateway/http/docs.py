@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from gateway.headers import csp_for
+from gateway.http.headers import csp_for
 
 ASSETS = "/docs/assets"
 FILES = {
