@@ -54,19 +54,33 @@ async def store(database_url: str, model: str, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.calibrate",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO_DIR,
-                   help="folder of speaker folders of utterances")
+    p = argparse.ArgumentParser(
+        prog="python -m bench.calibrate", description=__doc__.split("\n")[0]
+    )
+    p.add_argument(
+        "--audio",
+        type=Path,
+        default=DEFAULT_AUDIO_DIR,
+        help="folder of speaker folders of utterances",
+    )
     p.add_argument("--target-far", type=float, default=0.01)
-    p.add_argument("--rule", choices=("pairwise", "open-set"), default="open-set",
-                   help="impostor scores: every wrong pair, or each voice's best wrong print")
-    p.add_argument("--per-speaker", type=int, default=0,
-                   help="score at most N utterances per speaker (0: all)")
-    p.add_argument("--store", action="store_true",
-                   help="write the threshold into the calibrations table")
-    p.add_argument("--database-url", default=None,
-                   help="database for --store (default: the settings' database_url)")
+    p.add_argument(
+        "--rule",
+        choices=("pairwise", "open-set"),
+        default="open-set",
+        help="impostor scores: every wrong pair, or each voice's best wrong print",
+    )
+    p.add_argument(
+        "--per-speaker", type=int, default=0, help="score at most N utterances per speaker (0: all)"
+    )
+    p.add_argument(
+        "--store", action="store_true", help="write the threshold into the calibrations table"
+    )
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="database for --store (default: the settings' database_url)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "calibration.json")
     args = p.parse_args(argv)
 

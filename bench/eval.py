@@ -109,8 +109,16 @@ def pyannote_sample() -> Row | None:
     d = Path(next(iter(spec.submodule_search_locations))) / "sample"
     if not (d / "sample.wav").exists():
         return None
-    return Row(d / "sample.wav", SAMPLE, 30.0, "en", d / "sample.stm", d / "sample.rttm",
-               "diarization", {"role": "diarization", "path": SAMPLE})
+    return Row(
+        d / "sample.wav",
+        SAMPLE,
+        30.0,
+        "en",
+        d / "sample.stm",
+        d / "sample.rttm",
+        "diarization",
+        {"role": "diarization", "path": SAMPLE},
+    )
 
 
 def reference_text(path: Path) -> str:
@@ -126,9 +134,7 @@ _PART = re.compile(r"^\s*\[[^\]]*\]\s*", re.M)
 def normalise(text: str) -> list[str]:
     """Lowercase, drop `[xx]` markers, punctuation -> space (apostrophes kept), split."""
     text = _PART.sub(" ", unicodedata.normalize("NFC", text)).lower().replace("’", "'")
-    kept = "".join(
-        c if (c.isalnum() or c == "'" or c.isspace()) else " " for c in text
-    )
+    kept = "".join(c if (c.isalnum() or c == "'" or c.isspace()) else " " for c in text)
     return [w.strip("'") for w in kept.split() if w.strip("'")]
 
 
@@ -211,14 +217,21 @@ def word_speaker_accuracy(
     correct = counted = 0
     for w in words:
         mid = (float(w["start"]) + float(w["end"])) / 2
-        here = {label for seg, _, label in ref.crop(Segment(mid - 1e-3, mid + 1e-3),
-                                                      mode="intersection").itertracks(yield_label=True)}
+        here = {
+            label
+            for seg, _, label in ref.crop(
+                Segment(mid - 1e-3, mid + 1e-3), mode="intersection"
+            ).itertracks(yield_label=True)
+        }
         if len(here) != 1:
             continue
         counted += 1
         correct += mapping.get(w["speaker"]) == next(iter(here))
-    return {"words": counted, "correct": correct,
-            "accuracy": correct / counted if counted else math.nan}
+    return {
+        "words": counted,
+        "correct": correct,
+        "accuracy": correct / counted if counted else math.nan,
+    }
 
 
 def read_enrollment(path: Path) -> dict[str, list[Path]]:
@@ -261,8 +274,9 @@ def identification_scores(
 # ---------------------------------------------------------------- the system, over HTTP
 
 
-def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argparse.Namespace
-               ) -> dict[str, Any]:
+def run_system(
+    rows: Sequence[Row], enroll: dict[str, list[Path]], args: argparse.Namespace
+) -> dict[str, Any]:
     from cli.client import ScribeClient
     from cli.local import LocalSystem
     from core.artifacts import Diarization, Identification, Transcript
@@ -274,8 +288,10 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
     with bench_settings("eval", keep=args.keep) as settings:
         out["infra"] = infra_note(settings)
         log = settings.data_dir / "worker.log"
-        with LocalSystem(settings, worker_log=log) as system, \
-                ScribeClient(system.url, timeout=120) as client:
+        with (
+            LocalSystem(settings, worker_log=log) as system,
+            ScribeClient(system.url, timeout=120) as client,
+        ):
             store = ArtifactStore.from_settings(system.settings)
             if args.calibration is not None and args.calibration.exists():
                 cal = json.loads(args.calibration.read_text())
@@ -295,8 +311,11 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                 status = _wait(client, job["id"], args.job_timeout)
                 wall = time.perf_counter() - t0
                 info = client.job(job["id"])
-                rec: dict[str, Any] = {"status": status, "wall_s": wall,
-                                       "duration_s": info.get("duration_s") or row.duration_s}
+                rec: dict[str, Any] = {
+                    "status": status,
+                    "wall_s": wall,
+                    "duration_s": info.get("duration_s") or row.duration_s,
+                }
                 rec["stages_s"] = {s["stage"]: s.get("elapsed_s") for s in info["stages"]}
                 rec["processing_s"] = sum(v or 0.0 for v in rec["stages_s"].values())
                 if status != "succeeded":
@@ -309,18 +328,21 @@ def run_system(rows: Sequence[Row], enroll: dict[str, list[Path]], args: argpars
                 rec["language"] = result.get("language")
                 rec["words"] = [w for s in result["segments"] for w in s["words"]]
                 rec["named"] = {s["id"]: s.get("name") for s in result["speakers"]}
-                arts = {a["stage"]: a for a in client.http.get(
-                    f"/v1/jobs/{job['id']}/artifacts").json()}
+                arts = {
+                    a["stage"]: a for a in client.http.get(f"/v1/jobs/{job['id']}/artifacts").json()
+                }
                 if "diarize" in arts:
                     d = store.get_json(store.key_of(arts["diarize"]["uri"]), Diarization)
                     rec["turns"] = [(t.start, t.end, t.speaker) for t in d.turns]
                     if "transcribe" in arts:  # both merge rules on the same inputs
                         tr = store.get_json(store.key_of(arts["transcribe"]["uri"]), Transcript)
                         for rule, run_s in (("nearest", 0.0), ("smoothed", SMOOTH_TRY_S)):
-                            m = merge.run(job["id"], tr.duration_s, tr, d, None, {},
-                                          smooth_max_run_s=run_s)
-                            rec[f"words_{rule}"] = [w.model_dump() for seg in m.segments
-                                                    for w in seg.words]
+                            m = merge.run(
+                                job["id"], tr.duration_s, tr, d, None, {}, smooth_max_run_s=run_s
+                            )
+                            rec[f"words_{rule}"] = [
+                                w.model_dump() for seg in m.segments for w in seg.words
+                            ]
                 if "identify" in arts:
                     ident = store.get_json(store.key_of(arts["identify"]["uri"]), Identification)
                     rec["identify_threshold"] = ident.threshold
@@ -350,8 +372,9 @@ def _wait(client: Any, job_id: str, timeout: float) -> str:
 # ---------------------------------------------------------------- the plain libraries
 
 
-def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: float
-               ) -> dict[str, Any]:
+def run_direct(
+    rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: float
+) -> dict[str, Any]:
     """faster-whisper and the pyannote recipe called directly, as docs/models.md shows."""
     import numpy as np
     import torch
@@ -365,8 +388,7 @@ def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: fl
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     manager = ModelManager(Settings())  # only for the packaged model paths
     asr = WhisperModel(str(manager.asr_dir()), device="cpu", compute_type="int8")
-    diarizer = PyannoteDiarizer.from_recipe(manager.segmentation_path(),
-                                            manager.embedding_path())
+    diarizer = PyannoteDiarizer.from_recipe(manager.segmentation_path(), manager.embedding_path())
     campp = CamppEmbedding(manager.embedding_path())
 
     def unit(v: Any) -> Any:
@@ -375,8 +397,10 @@ def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: fl
 
     prints = {}
     for name, clips in enroll.items():
-        embs = [unit(campp.embed(torch.from_numpy(decode_audio(str(c), sampling_rate=16000))))
-                for c in clips]
+        embs = [
+            unit(campp.embed(torch.from_numpy(decode_audio(str(c), sampling_rate=16000))))
+            for c in clips
+        ]
         prints[name] = unit(np.mean(embs, axis=0))
 
     out: dict[str, Any] = {"files": {}}
@@ -386,8 +410,9 @@ def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: fl
         rec: dict[str, Any] = {"duration_s": duration}
         if row.ref_text is not None:
             t0 = time.perf_counter()
-            segments, info = asr.transcribe(audio, beam_size=5, word_timestamps=True,
-                                            temperature=0.0, vad_filter=True)
+            segments, info = asr.transcribe(
+                audio, beam_size=5, word_timestamps=True, temperature=0.0, vad_filter=True
+            )
             segs = list(segments)
             rec["asr_wall_s"] = time.perf_counter() - t0
             rec["text"] = " ".join(s.text.strip() for s in segs)
@@ -396,18 +421,23 @@ def run_direct(rows: Sequence[Row], enroll: dict[str, list[Path]], threshold: fl
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = diarizer.pipeline({"waveform": torch.from_numpy(audio)[None],
-                                         "sample_rate": 16000})
+                res = diarizer.pipeline(
+                    {"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000}
+                )
             rec["diar_wall_s"] = time.perf_counter() - t0
             ann = res.speaker_diarization
-            rec["turns"] = [(s.start, s.end, str(lbl))
-                            for s, _, lbl in ann.itertracks(yield_label=True)]
+            rec["turns"] = [
+                (s.start, s.end, str(lbl)) for s, _, lbl in ann.itertracks(yield_label=True)
+            ]
             if prints:
                 labels = [str(x) for x in ann.labels()]
                 emb = np.asarray(res.speaker_embeddings, dtype=np.float64)
                 named: dict[str, str | None] = {lbl: None for lbl in labels}
-                ok = [i for i in range(len(labels)) if np.all(np.isfinite(emb[i]))
-                      and np.linalg.norm(emb[i]) > 0]
+                ok = [
+                    i
+                    for i in range(len(labels))
+                    if np.all(np.isfinite(emb[i])) and np.linalg.norm(emb[i]) > 0
+                ]
                 if ok:
                     names = list(prints)
                     c = np.stack([unit(emb[i]) for i in ok])
@@ -430,8 +460,9 @@ def _gold(row: Row) -> bool:
     return row.name == SAMPLE or row.fields.get("ref_quality", "").startswith("gold")
 
 
-def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
-          enrolled: set[str]) -> dict[str, Any]:
+def score(
+    rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any], enrolled: set[str]
+) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     pooled: dict[str, list[float]] = {}
 
@@ -441,8 +472,11 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
     for row in rows:
         s = system["files"].get(row.name, {})
         d = direct["files"].get(row.name, {})
-        f: dict[str, Any] = {"file": row.name, "duration_s": d.get("duration_s", row.duration_s),
-                             "status": s.get("status")}
+        f: dict[str, Any] = {
+            "file": row.name,
+            "duration_s": d.get("duration_s", row.duration_s),
+            "status": s.get("status"),
+        }
         if s.get("wall_s") is not None:
             f["rtf_system"] = s["wall_s"] / f["duration_s"]
             f["rtf_system_processing"] = s["processing_s"] / f["duration_s"]
@@ -469,22 +503,25 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
             if "diar_wall_s" in d:
                 f["rtf_direct_diar"] = d["diar_wall_s"] / f["duration_s"]
             if "turns" in s and s.get("words"):
-                f["word_speaker"] = word_speaker_accuracy(ref_ann, annotation(s["turns"]),
-                                                          s["words"])
+                f["word_speaker"] = word_speaker_accuracy(
+                    ref_ann, annotation(s["turns"]), s["words"]
+                )
                 add("ws_correct", f["word_speaker"]["correct"])
                 add("ws_words", f["word_speaker"]["words"])
                 for rule in ("nearest", "smoothed"):
                     if s.get(f"words_{rule}"):
-                        acc = word_speaker_accuracy(ref_ann, annotation(s["turns"]),
-                                                    s[f"words_{rule}"])
+                        acc = word_speaker_accuracy(
+                            ref_ann, annotation(s["turns"]), s[f"words_{rule}"]
+                        )
                         f[f"word_speaker_{rule}"] = acc
                         add(f"ws_correct_{rule}", acc["correct"])
                         add(f"ws_words_{rule}", acc["words"])
             if enrolled and row.name.startswith("mix/"):
                 for who, rec in (("system", s), ("direct", d)):
                     if "turns" in rec and "named" in rec:
-                        ids = identification_scores(ref_ann, annotation(rec["turns"]),
-                                                    rec["named"], enrolled)
+                        ids = identification_scores(
+                            ref_ann, annotation(rec["turns"]), rec["named"], enrolled
+                        )
                         f[f"identification_{who}"] = ids
                         add(f"id_top1_{who}", ids["top1_correct"])
                         add(f"id_enrolled_{who}", ids["enrolled_present"])
@@ -515,10 +552,13 @@ def score(rows: Sequence[Row], system: dict[str, Any], direct: dict[str, Any],
     }
     dur = sum(f["duration_s"] for f in files if "rtf_system" in f)
     if dur:
-        overall["rtf_system"] = sum(f["rtf_system"] * f["duration_s"]
-                                    for f in files if "rtf_system" in f) / dur
-        overall["rtf_system_processing"] = sum(f["rtf_system_processing"] * f["duration_s"]
-                                               for f in files if "rtf_system" in f) / dur
+        overall["rtf_system"] = (
+            sum(f["rtf_system"] * f["duration_s"] for f in files if "rtf_system" in f) / dur
+        )
+        overall["rtf_system_processing"] = (
+            sum(f["rtf_system_processing"] * f["duration_s"] for f in files if "rtf_system" in f)
+            / dur
+        )
     return {"files": files, "overall": overall}
 
 
@@ -536,19 +576,57 @@ def num(v: Any, digits: int = 3) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     files, o = report["files"], report["overall"]
-    asr_rows = [[f["file"], f"{f['duration_s']:.1f}", pct(f.get("wer_system")),
-                 pct(f.get("wer_direct")), num(f.get("rtf_system"), 2),
-                 num(f.get("rtf_system_processing"), 2), num(f.get("rtf_direct_asr"), 2)]
-                for f in files if "wer_system" in f or "wer_direct" in f]
-    asr_rows.append([f"**pooled, gold refs** ({o['ref_words_gold']} words)", "",
-                     pct(o["wer_gold_system"]), pct(o["wer_gold_direct"]), "", "", ""])
-    asr_rows.append([f"**pooled, all** ({o['ref_words']} ref words)", "", pct(o["wer_system"]),
-                     pct(o["wer_direct"]), num(o.get("rtf_system"), 2),
-                     num(o.get("rtf_system_processing"), 2), ""])
-    parts = ["WER (normalised: lowercase, punctuation stripped, apostrophes kept, whitespace "
-             "collapsed; pooled over files)",
-             md_table(["file", "s", "WER system", "WER direct", "RTF system (e2e)",
-                       "RTF system (stages)", "RTF direct ASR"], asr_rows)]
+    asr_rows = [
+        [
+            f["file"],
+            f"{f['duration_s']:.1f}",
+            pct(f.get("wer_system")),
+            pct(f.get("wer_direct")),
+            num(f.get("rtf_system"), 2),
+            num(f.get("rtf_system_processing"), 2),
+            num(f.get("rtf_direct_asr"), 2),
+        ]
+        for f in files
+        if "wer_system" in f or "wer_direct" in f
+    ]
+    asr_rows.append(
+        [
+            f"**pooled, gold refs** ({o['ref_words_gold']} words)",
+            "",
+            pct(o["wer_gold_system"]),
+            pct(o["wer_gold_direct"]),
+            "",
+            "",
+            "",
+        ]
+    )
+    asr_rows.append(
+        [
+            f"**pooled, all** ({o['ref_words']} ref words)",
+            "",
+            pct(o["wer_system"]),
+            pct(o["wer_direct"]),
+            num(o.get("rtf_system"), 2),
+            num(o.get("rtf_system_processing"), 2),
+            "",
+        ]
+    )
+    parts = [
+        "WER (normalised: lowercase, punctuation stripped, apostrophes kept, whitespace "
+        "collapsed; pooled over files)",
+        md_table(
+            [
+                "file",
+                "s",
+                "WER system",
+                "WER direct",
+                "RTF system (e2e)",
+                "RTF system (stages)",
+                "RTF direct ASR",
+            ],
+            asr_rows,
+        ),
+    ]
     dia = [f for f in files if "der_c0_system" in f or "der_c0_direct" in f]
     if dia:
         rows = []
@@ -556,29 +634,61 @@ def markdown(report: dict[str, Any]) -> str:
             for who in ("system", "direct"):
                 if f"der_c0_{who}" not in f:
                     continue
-                rows.append([f["file"], who,
-                             f"{f.get(f'speakers_ref_{who}')}/{f.get(f'speakers_hyp_{who}')}",
-                             pct(f[f"der_c0_{who}"]), pct(f[f"der_c0.25_{who}"]),
-                             pct(f[f"jer_c0_{who}"]), pct(f[f"jer_c0.25_{who}"]),
-                             pct(f[f"confusion_c0.25_{who}"]),
-                             pct(f["word_speaker"]["accuracy"]) if who == "system"
-                             and "word_speaker" in f else "",
-                             num(f.get("rtf_direct_diar"), 2) if who == "direct" else ""])
-        parts += ["", "Diarization (pyannote.metrics, skip_overlap False; collar in seconds)",
-                  md_table(["file", "run", "spk ref/hyp", "DER c=0", "DER c=0.25", "JER c=0",
-                            "JER c=0.25", "confusion c=0.25", "word-speaker acc",
-                            "RTF direct diar"], rows)]
+                rows.append(
+                    [
+                        f["file"],
+                        who,
+                        f"{f.get(f'speakers_ref_{who}')}/{f.get(f'speakers_hyp_{who}')}",
+                        pct(f[f"der_c0_{who}"]),
+                        pct(f[f"der_c0.25_{who}"]),
+                        pct(f[f"jer_c0_{who}"]),
+                        pct(f[f"jer_c0.25_{who}"]),
+                        pct(f[f"confusion_c0.25_{who}"]),
+                        pct(f["word_speaker"]["accuracy"])
+                        if who == "system" and "word_speaker" in f
+                        else "",
+                        num(f.get("rtf_direct_diar"), 2) if who == "direct" else "",
+                    ]
+                )
+        parts += [
+            "",
+            "Diarization (pyannote.metrics, skip_overlap False; collar in seconds)",
+            md_table(
+                [
+                    "file",
+                    "run",
+                    "spk ref/hyp",
+                    "DER c=0",
+                    "DER c=0.25",
+                    "JER c=0",
+                    "JER c=0.25",
+                    "confusion c=0.25",
+                    "word-speaker acc",
+                    "RTF direct diar",
+                ],
+                rows,
+            ),
+        ]
     ws = [f for f in files if "word_speaker_nearest" in f]
     if ws:
-        rows = [[f["file"], str(f["word_speaker_nearest"]["words"]),
-                 pct(f["word_speaker_nearest"]["accuracy"]),
-                 pct(f["word_speaker_smoothed"]["accuracy"])] for f in ws]
-        rows.append(["**pooled**", "", pct(o["word_speaker_nearest"]),
-                     pct(o["word_speaker_smoothed"])])
-        parts += ["", "Word-speaker accuracy of the merge rules on the same transcript and "
-                  "diarization (words scored at their midpoint against the RTTM)",
-                  md_table(["file", "words", "max overlap + nearest turn",
-                            "+ sentence smoothing"], rows)]
+        rows = [
+            [
+                f["file"],
+                str(f["word_speaker_nearest"]["words"]),
+                pct(f["word_speaker_nearest"]["accuracy"]),
+                pct(f["word_speaker_smoothed"]["accuracy"]),
+            ]
+            for f in ws
+        ]
+        rows.append(
+            ["**pooled**", "", pct(o["word_speaker_nearest"]), pct(o["word_speaker_smoothed"])]
+        )
+        parts += [
+            "",
+            "Word-speaker accuracy of the merge rules on the same transcript and "
+            "diarization (words scored at their midpoint against the RTTM)",
+            md_table(["file", "words", "max overlap + nearest turn", "+ sentence smoothing"], rows),
+        ]
     ids = [f for f in files if "identification_system" in f or "identification_direct" in f]
     if ids:
         rows = []
@@ -587,13 +697,21 @@ def markdown(report: dict[str, Any]) -> str:
                 r = f.get(f"identification_{who}")
                 if r is None:
                     continue
-                rows.append([f["file"], who,
-                             f"{r['top1_correct']}/{r['enrolled_present']}",
-                             f"{r['false_accepts']}/{r['not_enrolled_present']}",
-                             num(f.get("identify_threshold"), 3)])
-        parts += ["", "Identification (enrolled subset: top-1 correct / enrolled present; "
-                  "false accepts / non-enrolled present)",
-                  md_table(["meeting", "run", "top-1", "false accepts", "threshold"], rows)]
+                rows.append(
+                    [
+                        f["file"],
+                        who,
+                        f"{r['top1_correct']}/{r['enrolled_present']}",
+                        f"{r['false_accepts']}/{r['not_enrolled_present']}",
+                        num(f.get("identify_threshold"), 3),
+                    ]
+                )
+        parts += [
+            "",
+            "Identification (enrolled subset: top-1 correct / enrolled present; "
+            "false accepts / non-enrolled present)",
+            md_table(["meeting", "run", "top-1", "false accepts", "threshold"], rows),
+        ]
     return "\n".join(parts)
 
 
@@ -615,8 +733,9 @@ def select(rows: list[Row], args: argparse.Namespace) -> list[Row]:
         meeting = [r for r in rows if r.name == "mix/meeting_4spk.wav"]
         rows = asr + meeting
     if not args.filter and not args.no_sample and (sample := pyannote_sample()) is not None:
-        rows.insert(len(rows) - 1 if rows and rows[-1].name.startswith("mix/") else len(rows),
-                    sample)
+        rows.insert(
+            len(rows) - 1 if rows and rows[-1].name.startswith("mix/") else len(rows), sample
+        )
     if args.limit:
         rows = rows[: args.limit]
     return [r for r in rows if r.path.exists()]
@@ -625,20 +744,36 @@ def select(rows: list[Row], args: argparse.Namespace) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.eval", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
-    p.add_argument("--filter", action="append", default=[], metavar="COLUMN=VALUE",
-                   help="keep rows whose manifest column equals VALUE (repeatable); "
-                        "replaces the default selection")
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="keep rows whose manifest column equals VALUE (repeatable); "
+        "replaces the default selection",
+    )
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="3 ASR clips, sample.wav, meeting_4spk")
     p.add_argument("--no-sample", action="store_true", help="leave out pyannote's sample.wav")
-    p.add_argument("--no-warmup", action="store_true",
-                   help="no unscored warm-up job (the first file then pays the model loading)")
+    p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="no unscored warm-up job (the first file then pays the model loading)",
+    )
     p.add_argument("--no-direct", action="store_true", help="skip the direct-library pass")
-    p.add_argument("--enroll", type=int, default=DEFAULT_ENROLL,
-                   help="enroll the first N speakers of mix/enrollment.tsv (0: none)")
-    p.add_argument("--calibration", type=Path, default=RESULTS / "calibration.json",
-                   help="a bench/calibrate.py result to load into the system's database "
-                        "(identify then uses its threshold); ignored when missing")
+    p.add_argument(
+        "--enroll",
+        type=int,
+        default=DEFAULT_ENROLL,
+        help="enroll the first N speakers of mix/enrollment.tsv (0: none)",
+    )
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=RESULTS / "calibration.json",
+        help="a bench/calibrate.py result to load into the system's database "
+        "(identify then uses its threshold); ignored when missing",
+    )
     p.add_argument("--job-timeout", type=float, default=900.0)
     p.add_argument("--keep", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS / "eval.json")
@@ -652,13 +787,17 @@ def main(argv: list[str] | None = None) -> int:
     enroll: dict[str, list[Path]] = {}
     if args.enroll and enrollment.exists() and any(r.name.startswith("mix/") for r in rows):
         enroll = dict(list(read_enrollment(enrollment).items())[: args.enroll])
-    print(f"{len(rows)} files, {sum(r.duration_s for r in rows):.0f} s of audio; "
-          f"enrolling {sorted(enroll)}", file=sys.stderr)
+    print(
+        f"{len(rows)} files, {sum(r.duration_s for r in rows):.0f} s of audio; "
+        f"enrolling {sorted(enroll)}",
+        file=sys.stderr,
+    )
 
     t0 = time.perf_counter()
     system = run_system(rows, enroll, args)
-    thresholds = [f["identify_threshold"] for f in system["files"].values()
-                  if "identify_threshold" in f]
+    thresholds = [
+        f["identify_threshold"] for f in system["files"].values() if "identify_threshold" in f
+    ]
     threshold = thresholds[0] if thresholds else 0.6
     direct: dict[str, Any] = {"files": {}}
     if not args.no_direct:
@@ -671,14 +810,16 @@ def main(argv: list[str] | None = None) -> int:
     report["threshold"] = threshold
     table = markdown(report)
     report["markdown"] = table
-    report["raw"] = {"system": {k: {kk: vv for kk, vv in v.items()
-                                    if not kk.startswith("words")}
-                                for k, v in system["files"].items()},
-                     "direct": direct["files"]}
+    report["raw"] = {
+        "system": {
+            k: {kk: vv for kk, vv in v.items() if not kk.startswith("words")}
+            for k, v in system["files"].items()
+        },
+        "direct": direct["files"],
+    }
     write_json(args.out, report)
     print(table)
-    print(f"\n({len(rows)} files, {report['wall_s']:.0f} s; {report['infra']}; "
-          f"JSON: {args.out})")
+    print(f"\n({len(rows)} files, {report['wall_s']:.0f} s; {report['infra']}; JSON: {args.out})")
     return 0
 
 

@@ -75,9 +75,7 @@ def critical_path(stages: dict[str, float]) -> float:
     done then; stages after it, like embed, are not waited for)."""
     longest: dict[str, float] = {}
     for decl in (d for d in DEFAULT_GRAPH if d.result):
-        longest[decl.name] = stages[decl.name] + max(
-            (longest[i] for i in decl.inputs), default=0.0
-        )
+        longest[decl.name] = stages[decl.name] + max((longest[i] for i in decl.inputs), default=0.0)
     return max(longest.values())
 
 
@@ -115,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     print(md_table(["stage", "1 worker (s)", "2 workers (s)"], stage_rows))
     out = write_json(
         args.out,
-        {"audio": str(args.audio), "audio_s": seconds, "runs": runs, "critical_path_s": ideal,
-         "machine": machine()},  # fmt: skip
+        {
+            "audio": str(args.audio),
+            "audio_s": seconds,
+            "runs": runs,
+            "critical_path_s": ideal,
+            "machine": machine(),
+        },  # fmt: skip
     )
     print(f"\nwrote {out}", file=sys.stderr)
     return 0

@@ -53,6 +53,7 @@ def shown(text: object) -> str:
     (tables included), so that it reads as written and never as markup."""
     return escape(plain(text))
 
+
 ServerOpt = Annotated[
     str | None,
     typer.Option(

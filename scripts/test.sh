@@ -23,6 +23,7 @@ if [ $# -eq 0 ]; then
     tests/integration/test_cli_calibrate.py
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .  # the code as ruff formats it; `ruff format .` fixes it
 .venv/bin/mypy
 scripts/web.sh check  # the page: tsc, eslint, Vitest
 if [ $# -eq 0 ]; then

@@ -163,10 +163,7 @@ def enroll(
             except StageFailed as exc:
                 message = exc.message
                 if cap < per_clip and "limit" in message:
-                    message += (
-                        f" (what is left of the {total:.0f} s"
-                        " all clips may last together)"
-                    )
+                    message += f" (what is left of the {total:.0f} s all clips may last together)"
                 raise BadInput(f"clip {n}: {message}") from exc
             left -= samples / 16000
             clips.append(decode_stage.load_wav(wav))

@@ -323,9 +323,7 @@ async def enroll_task(
     state = _state(context)
     rules = SpeakerGovernance.model_validate(governance)
     try:
-        embedding, model = await asyncio.to_thread(
-            compute.enroll, state, clip_keys, max_duration_s
-        )
+        embedding, model = await asyncio.to_thread(compute.enroll, state, clip_keys, max_duration_s)
     finally:
         state.models.release()
     speaker = await state.speakers.create_speaker(

@@ -396,9 +396,7 @@ class LeaseStore:
             done = set(r["done"] or ())
             queued = set(r["queued"] or ())
             ready = tuple(
-                d.name
-                for d in self.graph
-                if d.name in queued and all(i in done for i in d.inputs)
+                d.name for d in self.graph if d.name in queued and all(i in done for i in d.inputs)
             )
             if ready:
                 stalled.append(Stalled(str(r["id"]), ready, r["updated_at"]))

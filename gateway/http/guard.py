@@ -104,8 +104,7 @@ class RequestGuard:
             scope.setdefault("state", {})["principal"] = principal
         elif method not in READ_METHODS:
             raise Unauthorized(
-                "an API key is required: send 'Authorization: Bearer <key>' or"
-                " 'X-API-Key: <key>'"
+                "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             )
 
 

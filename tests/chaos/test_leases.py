@@ -241,7 +241,11 @@ async def test_two_inputs_finishing_together_send_merge_once(db_pool: asyncpg.Po
 
 
 SHOUT = StageDecl(
-    "shout", {"en": "Shouting", "fr": "Cris"}, ("merge",), MeetingResult, "nowhere:SPEC",
+    "shout",
+    {"en": "Shouting", "fr": "Cris"},
+    ("merge",),
+    MeetingResult,
+    "nowhere:SPEC",
     result=False,
 )
 AB = {"en": "A stage", "fr": "Une étape"}  # labels, for graphs that are never run

@@ -185,6 +185,7 @@ def s3_server() -> Iterator[str]:
     """A real S3 endpoint on a free loopback port, for the whole session."""
     import moto.server  # noqa: F401  (the test extra; a missing one fails, never skips)
     import s3fs  # noqa: F401
+
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

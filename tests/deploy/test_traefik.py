@@ -89,9 +89,7 @@ def gateway(
     its jobs, so they stay queued); a small upload limit."""
     data_dir = tmp_path_factory.mktemp("traefik-gateway")
     name = f"traefik-{uuid.uuid4().hex[:8]}"
-    with own_settings(
-        settings, pg_admin_dsn, data_dir, name, max_upload_bytes=UPLOAD_LIMIT
-    ) as own:
+    with own_settings(settings, pg_admin_dsn, data_dir, name, max_upload_bytes=UPLOAD_LIMIT) as own:
         thread = GatewayThread(own)
         try:
             thread.start()

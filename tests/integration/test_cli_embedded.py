@@ -28,12 +28,24 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
 
 
 def test_help_lists_commands() -> None:
-    out = subprocess.run([*SCRIBE, "--help"], capture_output=True, text=True, check=True,
-                         cwd=REPO, env=_clean_env(Path("/nonexistent")))
+    out = subprocess.run(
+        [*SCRIBE, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=_clean_env(Path("/nonexistent")),
+    )
     for command in ("run", "serve", "gateway", "worker", "replay", "speakers"):
         assert command in out.stdout
-    run_help = subprocess.run([*SCRIBE, "run", "--help"], capture_output=True, text=True,
-                              check=True, cwd=REPO, env=_clean_env(Path("/nonexistent")))
+    run_help = subprocess.run(
+        [*SCRIBE, "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=_clean_env(Path("/nonexistent")),
+    )
     assert "--num-speakers" in run_help.stdout and "--format" in run_help.stdout
 
 
@@ -42,8 +54,9 @@ def test_missing_file_is_a_clear_error(tmp_path: Path, columns: str) -> None:
     # A long path, so that a message wrapped at the terminal's width would break it.
     missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "nope.wav"
     env = {**_clean_env(tmp_path), "COLUMNS": columns}
-    out = subprocess.run([*SCRIBE, "run", str(missing)], capture_output=True,
-                         text=True, cwd=REPO, env=env)
+    out = subprocess.run(
+        [*SCRIBE, "run", str(missing)], capture_output=True, text=True, cwd=REPO, env=env
+    )
     assert out.returncode == 2
     # One line that names the path, whatever the terminal's width.
     assert out.stderr.strip() == f"error: {missing} does not exist"
@@ -55,7 +68,11 @@ def test_scribe_run_embedded(tmp_path: Path) -> None:
     result_file = tmp_path / "result.json"
     proc = subprocess.run(
         [*SCRIBE, "run", str(_sample()), "--format", "json", "-o", str(result_file)],
-        capture_output=True, text=True, cwd=REPO, env=_clean_env(data_dir), timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_clean_env(data_dir),
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(result_file.read_text())
@@ -73,7 +90,11 @@ def test_scribe_run_embedded(tmp_path: Path) -> None:
     # A second run with the same data dir finds the same enrolled state and database.
     txt = subprocess.run(
         [*SCRIBE, "run", str(_sample()), "--num-speakers", "2"],
-        capture_output=True, text=True, cwd=REPO, env=_clean_env(data_dir), timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_clean_env(data_dir),
+        timeout=300,
     )
     assert txt.returncode == 0, txt.stderr[-3000:]
     assert "Speaker 1:" in txt.stdout and "Speaker 2:" in txt.stdout

@@ -36,7 +36,9 @@ async def test_reassign_and_fix_text_apply_on_read(
     assert resp.status_code == 201, resp.text
     result = (await client.get(f"/v1/jobs/{job.id}/result")).json()
     assert [(s["speaker"], s["text"]) for s in result["segments"]] == [
-        ("S1", "Hello."), ("S1", "Hi."), ("S1", "Goodbye."),
+        ("S1", "Hello."),
+        ("S1", "Hi."),
+        ("S1", "Goodbye."),
     ]
     txt = (await client.get(f"/v1/jobs/{job.id}/result", params={"format": "txt"})).text
     assert "Goodbye." in txt and "Bye." not in txt.replace("Goodbye.", "")
@@ -94,14 +96,16 @@ async def test_accuracy_metrics_count_confirmations_and_corrections(
     resp = await client.get("/v1/metrics/accuracy")
     assert resp.status_code == 200, resp.text
     mine = [m for m in resp.json() if m["embedding_model"] == model]
-    assert mine == [{
-        "embedding_model": model,
-        "renames": 3,
-        "confirmed": 1,
-        "corrected_wrong_name": 1,
-        "corrected_unnamed": 1,
-        "confirmation_rate": 0.5,
-    }]
+    assert mine == [
+        {
+            "embedding_model": model,
+            "renames": 3,
+            "confirmed": 1,
+            "corrected_wrong_name": 1,
+            "corrected_unnamed": 1,
+            "confirmation_rate": 0.5,
+        }
+    ]
 
 
 async def test_voiceprints_of_another_model_are_listed_stale(
@@ -142,9 +146,7 @@ async def test_segment_corrections_stay_with_the_merged_result_they_were_made_on
     assert first is not None
     old = services.store.get_json(services.store.key_of(first.uri), MeetingResult)
     extra = ResultSegment(start=0.2, end=0.4, speaker="S2", text="Um.", words=[])
-    merged_again = old.model_copy(
-        update={"segments": [old.segments[0], extra, *old.segments[1:]]}
-    )
+    merged_again = old.model_copy(update={"segments": [old.segments[0], extra, *old.segments[1:]]})
     await record_artifact(services, job.id, "merge", "k4", merged_again)
     merge = await services.records.current_artifact(job.id, "merge")
     assert merge is not None and merge.sha256 != job.merge_sha256

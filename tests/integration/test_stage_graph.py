@@ -202,8 +202,7 @@ def test_a_restart_requeues_the_stages_of_the_configured_graph(
                         list(DEFAULT_GRAPH.names),
                     )
                     await conn.execute(
-                        "UPDATE jobs SET status = 'succeeded', finished_at = now()"
-                        " WHERE id = $1",
+                        "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = $1",
                         uuid.UUID(job_id),
                     )
             finally:

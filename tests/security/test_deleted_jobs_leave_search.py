@@ -151,4 +151,3 @@ async def test_retention_removes_passages_the_sync_table_never_recorded(
     assert meeting.job_id in await sweep_once(gateway.services, 30)
     assert points_of(gateway, meeting.job_id) == 0
     assert meeting.job_id not in await found_jobs(gateway, tenant, "parking permits")
-

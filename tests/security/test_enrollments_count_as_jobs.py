@@ -91,9 +91,7 @@ async def post_job(http: httpx.AsyncClient) -> httpx.Response:
     return await http.post("/v1/jobs", files=[upload])
 
 
-async def answered(
-    posts: list[asyncio.Task[httpx.Response]], count: int
-) -> list[httpx.Response]:
+async def answered(posts: list[asyncio.Task[httpx.Response]], count: int) -> list[httpx.Response]:
     """The answers, once `count` of the requests have one (WAIT_S at most)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_S

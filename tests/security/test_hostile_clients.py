@@ -28,7 +28,11 @@ SLACK_S = 3.0
 
 
 async def exchange(
-    gw: Gateway, head: bytes, body_chunks: list[bytes] = (), *, gap_s: float = 0.0  # type: ignore[assignment]
+    gw: Gateway,
+    head: bytes,
+    body_chunks: tuple[bytes, ...] | list[bytes] = (),
+    *,
+    gap_s: float = 0.0,
 ) -> tuple[bytes, float]:
     """Send `head` (request line and headers), then each chunk `gap_s` apart; return what
     the server answered (until it closed, or 20 s) and when, counted from the head."""
@@ -315,8 +319,9 @@ async def test_connections_past_the_limit_get_503(gateway: Gateway) -> None:
     settings = gateway.settings.model_copy(update={"max_connections": 2, "auth": "off"})
     app = create_app(settings, gateway.services)
     server = uvicorn.Server(
-        server_config(app, settings, host="127.0.0.1", port=0, log_level="critical",
-                      lifespan="off")  # fmt: skip
+        server_config(
+            app, settings, host="127.0.0.1", port=0, log_level="critical", lifespan="off"
+        )  # fmt: skip
     )
     serving = asyncio.create_task(server.serve())
     held = []

@@ -171,9 +171,7 @@ def _lying_flac(media: Path) -> Path:
     return src
 
 
-def test_header_that_lies_about_its_length_stops_at_the_limit(
-    media: Path, ffmpeg_exe: str
-) -> None:
+def test_header_that_lies_about_its_length_stops_at_the_limit(media: Path, ffmpeg_exe: str) -> None:
     src = _lying_flac(media)
     info = decode.probe(src)
     assert info.duration_s == pytest.approx(2.0)  # what the probe believes

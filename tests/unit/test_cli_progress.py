@@ -62,4 +62,3 @@ def test_a_stage_after_the_result_reads_as_such_not_as_a_bar_left_at_zero() -> N
         assert "after the result" in shown[stage], shown[stage]
         assert "%" not in shown[stage] and "-:--:--" not in shown[stage], shown[stage]
         assert "━" not in shown[stage], shown[stage]
-

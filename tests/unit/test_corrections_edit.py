@@ -23,8 +23,9 @@ MERGE_SHA = "m" * 64
 
 def words(speaker: str, start: float, *texts: str) -> list[ResultWord]:
     return [
-        ResultWord(start=start + i, end=start + i + 0.8, word=f" {t}", probability=0.9,
-                   speaker=speaker)
+        ResultWord(
+            start=start + i, end=start + i + 0.8, word=f" {t}", probability=0.9, speaker=speaker
+        )
         for i, t in enumerate(texts)
     ]
 
@@ -36,10 +37,16 @@ def meeting() -> MeetingResult:
         language="en",
         speakers=[ResultSpeaker(id="S1", talk_time_s=4.0), ResultSpeaker(id="S2", talk_time_s=3.0)],
         segments=[
-            ResultSegment(start=0.0, end=3.8, speaker="S1", text="one two three four",
-                          words=words("S1", 0.0, "one", "two", "three", "four")),
-            ResultSegment(start=5.0, end=6.8, speaker="S2", text="yes no",
-                          words=words("S2", 5.0, "yes", "no")),
+            ResultSegment(
+                start=0.0,
+                end=3.8,
+                speaker="S1",
+                text="one two three four",
+                words=words("S1", 0.0, "one", "two", "three", "four"),
+            ),
+            ResultSegment(
+                start=5.0, end=6.8, speaker="S2", text="yes no", words=words("S2", 5.0, "yes", "no")
+            ),
         ],
         provenance={"merge": ProvenanceEntry(uri="file:///m.json", sha256=MERGE_SHA)},
     )
@@ -52,9 +59,7 @@ def corr(kind: str, **payload: Any) -> Correction:
 def test_reassign_a_whole_segment() -> None:
     original = meeting()
     before = original.model_dump()
-    fixed = apply_corrections(
-        original, [corr(REASSIGN, segment=1, speaker="S1")], DEFAULT_GRAPH
-    )
+    fixed = apply_corrections(original, [corr(REASSIGN, segment=1, speaker="S1")], DEFAULT_GRAPH)
     assert original.model_dump() == before
     assert [s.speaker for s in fixed.segments] == ["S1", "S1"]
     assert {w.speaker for w in fixed.segments[1].words} == {"S1"}
@@ -67,7 +72,10 @@ def test_reassign_a_word_range_splits_the_segment() -> None:
         DEFAULT_GRAPH,
     )
     assert [(s.speaker, s.text) for s in fixed.segments] == [
-        ("S1", "one"), ("S2", "two three"), ("S1", "four"), ("S2", "yes no"),
+        ("S1", "one"),
+        ("S2", "two three"),
+        ("S1", "four"),
+        ("S2", "yes no"),
     ]
     assert fixed.segments[1].start == 1.0 and fixed.segments[1].end == 2.8
 
@@ -120,10 +128,16 @@ def test_fix_one_word_keeps_timings() -> None:
 
 
 def test_corrections_apply_in_order() -> None:
-    fixed = apply_corrections(meeting(), [
-        corr(REASSIGN, segment=0, word_start=0, word_end=1, speaker="S2"),
-        corr(FIX_TEXT, segment=1, text="two three four"),  # index 1 after the split
-    ], DEFAULT_GRAPH)
+    fixed = apply_corrections(
+        meeting(),
+        [
+            corr(REASSIGN, segment=0, word_start=0, word_end=1, speaker="S2"),
+            corr(FIX_TEXT, segment=1, text="two three four"),  # index 1 after the split
+        ],
+        DEFAULT_GRAPH,
+    )
     assert [(s.speaker, s.text) for s in fixed.segments] == [
-        ("S2", "one"), ("S1", "two three four"), ("S2", "yes no"),
+        ("S2", "one"),
+        ("S1", "two three four"),
+        ("S2", "yes no"),
     ]

@@ -29,12 +29,19 @@ def test_same_inputs_and_params_give_the_same_key() -> None:
 )
 def test_any_change_gives_a_new_key(change: dict[str, object]) -> None:
     base: dict[str, object] = {
-        "stage": "diarize", "inputs": ["abc"], "params": {"n": 2, "m": None}, "model": "x@1",
+        "stage": "diarize",
+        "inputs": ["abc"],
+        "params": {"n": 2, "m": None},
+        "model": "x@1",
     }
     args = {**base, **change}
     stage = str(args.pop("stage"))
-    assert artifact_key(stage, **args) != artifact_key("diarize", inputs=["abc"],  # type: ignore[arg-type]
-                                                       params={"n": 2, "m": None}, model="x@1")
+    assert artifact_key(stage, **args) != artifact_key(  # type: ignore[arg-type]
+        "diarize",
+        inputs=["abc"],
+        params={"n": 2, "m": None},
+        model="x@1",
+    )
 
 
 def test_put_and_get_roundtrip(tmp_path: Path) -> None:

@@ -154,8 +154,14 @@ def test_many_words_and_turns_are_fast() -> None:
 def test_a_short_run_inside_a_sentence_takes_the_sentences_speaker() -> None:
     # The turn boundary is 0.3 s early: "the" and "end" fall into S2's turn by overlap.
     t = transcript(
-        segment(("We", 0.0, 0.3), ("reached", 0.3, 0.8), ("the", 0.8, 1.0),
-                ("end", 1.0, 1.3), ("today.", 1.3, 1.9), ("Right.", 2.5, 2.9))
+        segment(
+            ("We", 0.0, 0.3),
+            ("reached", 0.3, 0.8),
+            ("the", 0.8, 1.0),
+            ("end", 1.0, 1.3),
+            ("today.", 1.3, 1.9),
+            ("Right.", 2.5, 2.9),
+        )
     )
     d = diarization((0.0, 0.8, "S1"), (0.8, 1.3, "S2"), (1.3, 2.2, "S1"), (2.2, 3.0, "S2"))
     smoothed = merge.run("job-1", 10.0, t, d, None, {}, smooth_max_run_s=1.0)
@@ -168,15 +174,27 @@ def test_a_short_run_inside_a_sentence_takes_the_sentences_speaker() -> None:
 
 def test_a_long_run_or_a_sentence_of_its_own_is_kept() -> None:
     t = transcript(
-        segment(("So", 0.0, 0.3), ("I", 0.3, 0.5), ("think", 0.5, 2.0), ("we", 2.0, 2.5),
-                ("should", 2.5, 3.0), ("go.", 3.0, 3.2), ("Yes.", 3.3, 3.6),
-                ("Fine", 3.7, 4.0), ("then.", 4.0, 4.5))
+        segment(
+            ("So", 0.0, 0.3),
+            ("I", 0.3, 0.5),
+            ("think", 0.5, 2.0),
+            ("we", 2.0, 2.5),
+            ("should", 2.5, 3.0),
+            ("go.", 3.0, 3.2),
+            ("Yes.", 3.3, 3.6),
+            ("Fine", 3.7, 4.0),
+            ("then.", 4.0, 4.5),
+        )
     )
-    d = diarization((0.0, 0.5, "S1"), (0.5, 2.0, "S2"), (2.0, 3.25, "S1"), (3.25, 3.65, "S2"),
-                    (3.65, 5.0, "S1"))
+    d = diarization(
+        (0.0, 0.5, "S1"), (0.5, 2.0, "S2"), (2.0, 3.25, "S1"), (3.25, 3.65, "S2"), (3.65, 5.0, "S1")
+    )
     # "think" lasts 1.5 s: long enough to be believed; "Yes." is a sentence of its own.
     smoothed = merge.run("job-1", 10.0, t, d, None, {}, smooth_max_run_s=1.0)
     assert [(s.speaker, s.text) for s in smoothed.segments] == [
-        ("S1", "So I"), ("S2", "think"), ("S1", "we should go."), ("S2", "Yes."),
+        ("S1", "So I"),
+        ("S2", "think"),
+        ("S1", "we should go."),
+        ("S2", "Yes."),
         ("S1", "Fine then."),
     ]
