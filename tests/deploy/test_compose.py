@@ -185,6 +185,19 @@ def test_an_empty_env_file_fails_validation(compose_bin: Path) -> None:
     assert "PASSWORD is missing a value" in proc.stderr
 
 
+def test_a_users_env_beside_compose_yaml_does_not_answer_the_checks(
+    compose_bin: Path, tmp_path: Path
+) -> None:
+    """The checks give their own env file, so a `.env` a user made from .env.example (as
+    the production steps say) beside compose.yaml is never read by them."""
+    copy = tmp_path / "compose.yaml"
+    copy.write_text(COMPOSE.read_text())
+    (tmp_path / ".env").write_text(ENV_EXAMPLE.read_text())
+    proc = compose_config(compose_bin, copy, env_file=None)
+    assert proc.returncode != 0
+    assert "PASSWORD is missing a value" in proc.stderr
+
+
 @pytest.mark.parametrize("name", ["POSTGRES_PASSWORD", "REDIS_PASSWORD"])
 def test_a_missing_password_fails_validation(compose_bin: Path, tmp_path: Path, name: str) -> None:
     """.env.example without that one line: Compose refuses it, naming the variable."""
