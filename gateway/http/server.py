@@ -60,16 +60,19 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     # Between a request's first byte (or the end of the one before) and its last header.
     _reading_head = True
     _head_bytes = 0
+    _heads_done = 0  # request heads completed on this connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        counting = self._reading_head
+        counting, heads = self._reading_head, self._heads_done
         super().data_received(data)
-        if not (counting and self._reading_head):
-            return  # the headers completed in this read (or were done before it)
+        # A head completed in this read (a whole small request may fit in one, and leave
+        # the next request's head to be read), or the body is being read: not a long head.
+        if not (counting and self._reading_head) or self._heads_done != heads:
+            return
         self._head_bytes += len(data)
         if self._head_bytes > self.max_header_bytes and not self.transport.is_closing():
             self._disarm()
@@ -88,6 +91,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._reading_head, self._head_bytes = False, 0
+        self._heads_done += 1
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

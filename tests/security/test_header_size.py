@@ -91,3 +91,33 @@ async def test_the_gateway_still_serves_while_one_client_sends_megabytes(
         assert (await c.get("/healthz")).status_code == 200
     for answer, _ in await asyncio.gather(*attacks):
         assert status_and_error(answer)[0] == 431
+
+
+async def test_whole_requests_larger_than_the_bound_pass_on_one_connection(
+    gateway: Gateway,
+) -> None:
+    """A request whose head and body arrive in one read completes there; what that read
+    held is not the next request's head. Each 200 KB request goes in one write, one after
+    the other on one keep-alive connection (as an HTTP client sends small uploads)."""
+    body = b"x" * 200_000
+    assert len(body) > gateway.settings.max_header_bytes
+    request = (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    try:
+        for _ in range(3):
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+        await asyncio.gather(writer.wait_closed(), return_exceptions=True)
