@@ -32,7 +32,7 @@ async def app_client(
     In this process through httpx's ASGI transport by default: no socket, and an exception
     in the app reaches the test (unless `raise_app_exceptions` is False: then the client
     gets the 500 a real server would send). With `served`, the app runs under uvicorn on
-    loopback, configured as `scribe gateway` configures it (`gateway.server.server_config`),
+    loopback, configured as `scribe gateway` configures it (`gateway.http.server.server_config`),
     and the client talks to it over TCP: for what only a real connection shows
     (disconnects, streaming). The services are the caller's, opened and closed by it (the
     app's lifespan does not run). `options` go to `httpx.AsyncClient` (headers, timeout)."""
@@ -41,7 +41,7 @@ async def app_client(
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.server import server_config
+    from gateway.http.server import server_config
 
     app = create_app(settings, services)
     if not served:
