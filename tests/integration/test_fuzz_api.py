@@ -14,6 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis  # noqa: E402
+
+# Imported (and so assert-rewritten by pytest, schemathesis being a pytest plugin) while
+# the test module is collected, not lazily inside the fixture: Python 3.11.7's parser once
+# failed there with "AST constructor recursion depth mismatch" late in a whole-suite run.
+import schemathesis.specs.openapi.schemas  # noqa: E402, F401
 from hypothesis import HealthCheck, given  # noqa: E402
 from hypothesis import settings as hsettings  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
