@@ -153,6 +153,10 @@ async def _raw(url: str, socket: str, frames: list[bytes | str]) -> tuple[int, s
     raise AssertionError("the socket stayed open")
 
 
+def _frame(seq: int, size: int) -> bytes:
+    return struct.pack(">I", seq) + bytes(size)
+
+
 def _start(gw: GatewayThread) -> tuple[str, str]:
     resp = httpx.post(f"{gw.url}/v1/live", json={})
     assert resp.status_code == 201, resp.text
