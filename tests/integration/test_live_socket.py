@@ -14,6 +14,7 @@ import struct
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -135,11 +136,13 @@ def streamer_acked(settings: Settings, job_id: str, chunks: int) -> bool:
     return LiveRecording(ArtifactStore.from_settings(settings), job_id).next_seq() >= chunks
 
 
-async def _raw(url: str, socket: str, frames: list[bytes | str]) -> tuple[int, str, list[dict]]:
+async def _raw(
+    url: str, socket: str, frames: list[bytes | str]
+) -> tuple[int, str, list[dict[str, Any]]]:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    answers: list[dict] = []
+    answers: list[dict[str, Any]] = []
     async with connect(url.replace("http://", "ws://") + socket) as ws:
         try:
             answers.append(json.loads(await ws.recv()))
