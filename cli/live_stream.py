@@ -128,7 +128,8 @@ class LiveStreamer:
                     seq = int(ready["next_seq"])
                     outcome.acked_bytes = sum(len(c) for c in chunks[:seq])
                     while seq < len(chunks):
-                        due = outcome.started + seq * pace
+                        # Sent once its last sample has been spoken, as a microphone would.
+                        due = outcome.started + (seq + 1) * pace
                         await asyncio.sleep(max(0.0, due - time.monotonic()))
                         await ws.send(struct.pack(">I", seq) + chunks[seq])
                         outcome.sent_at.setdefault(seq, time.monotonic())
