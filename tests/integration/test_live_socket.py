@@ -149,11 +149,12 @@ async def _raw(
             for frame in frames:
                 await ws.send(frame)
                 answers.append(json.loads(await ws.recv()))
-            await ws.recv()
+            while True:  # what the gateway says before it closes (an "ended")
+                answers.append(json.loads(await ws.recv()))
         except ConnectionClosed as exc:
             assert exc.rcvd is not None
             return exc.rcvd.code, exc.rcvd.reason, answers
-    raise AssertionError("the socket stayed open")
+    raise AssertionError("unreachable: the loop above ends when the socket closes")
 
 
 def _frame(seq: int, size: int) -> bytes:
@@ -263,5 +264,28 @@ def test_the_socket_needs_a_token_with_auth_on(
             stop = json.dumps({"type": "stop"})
             code, reason, answers = asyncio.run(_raw(gw.url, with_token, [stop]))
             assert code == 1000 and answers[-1]["type"] == "ended"
+        finally:
+            gw.stop()
+
+
+def test_a_meeting_without_audio_ends_as_if_stopped(
+    settings: Settings, pg_admin_dsn: str, tmp_path: Path
+) -> None:
+    """live.idle_end_s (here 1 s instead of 60) without a chunk: the gateway ends the
+    meeting, says why, and the audio stored before goes to the graph."""
+    quick = LiveSettings(idle_end_s=1.0)
+    with own_settings(settings, pg_admin_dsn, tmp_path, "live-idle", live=quick) as own:
+        gw = GatewayThread(own, port=free_port())
+        gw.start()
+        try:
+            job_id, socket = _start(gw)
+            code, reason, answers = asyncio.run(_raw(gw.url, socket, [_frame(0, 3200)]))
+            assert code == 1000 and "idle" in reason
+            assert answers[1] == {"type": "ack", "seq": 0, "stored_s": 0.1}
+            assert answers[-1] == {"type": "ended", "reason": "idle", "stored_s": 0.1}
+            duration, _ = stored_upload(own, job_id)
+            assert duration == pytest.approx(0.1)
+            stages = {s["stage"]: s["status"] for s in job(gw, job_id)["stages"]}  # type: ignore[attr-defined]
+            assert stages["decode"] == "queued"
         finally:
             gw.stop()
