@@ -73,9 +73,17 @@ def use_api_key(api_key: str | None) -> None:
     _api_key = api_key
 
 
+def current_api_key() -> str | None:
+    """The key given with --api-key / SCRIBE_API_KEY, if any."""
+    return _api_key
+
+
 @contextlib.contextmanager
-def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient]:
-    """A client of `server`, or of a whole system started here for this command."""
+def connect(
+    server: str | None, *, worker: bool = True, live: bool = False
+) -> Iterator[ScribeClient]:
+    """A client of `server`, or of a whole system started here for this command (with a
+    live worker too when `live`)."""
     if server:
         with ScribeClient(server, api_key=_api_key) as client:
             yield client
@@ -91,7 +99,11 @@ def connect(server: str | None, *, worker: bool = True) -> Iterator[ScribeClient
     log_file = settings.data_dir / "worker.log"
     with err.status("Starting Scribe locally (database, queue, worker)…"):
         system = LocalSystem(
-            settings, worker=worker, worker_log=log_file, shutdown_timeout=STOP_GRACE_S
+            settings,
+            worker=worker,
+            worker_log=log_file,
+            shutdown_timeout=STOP_GRACE_S,
+            live_worker=live,
         ).start()
     try:
         with ScribeClient(system.url) as client:

@@ -88,7 +88,8 @@ class EmbeddedServers:
 
 
 class WorkerProcess:
-    """`python -m stages.worker` as a child process with these settings."""
+    """`python -m stages.worker` (or another worker `module`: the live worker,
+    stages.live.worker) as a child process with these settings."""
 
     def __init__(
         self,
@@ -100,8 +101,10 @@ class WorkerProcess:
         max_tasks_per_child: int | None = None,
         log_level: str = "WARNING",
         keep_fds: tuple[int, ...] = (),
+        module: str = "stages.worker",
     ) -> None:
         self.settings = settings
+        self.module = module
         self.keep_fds = keep_fds  # descriptors the worker holds for its lifetime (a lock)
         self.workers = workers
         self.max_tasks_per_child = max_tasks_per_child
@@ -117,7 +120,7 @@ class WorkerProcess:
         argv = [
             sys.executable,
             "-m",
-            "stages.worker",
+            self.module,
             "--workers",
             str(self.workers),
             "--log-level",
@@ -243,8 +246,11 @@ class LocalSystem:
         worker_log: Path | None = None,
         shutdown_timeout: float = 30.0,
         max_tasks_per_child: int | None = None,
+        live_worker: bool = False,
     ) -> None:
         self.base_settings = settings
+        self._want_live = live_worker
+        self.live_worker: WorkerProcess | None = None
         self._max_tasks_per_child = max_tasks_per_child
         self._shutdown_timeout = shutdown_timeout
         self.servers = EmbeddedServers(settings.data_dir)
@@ -284,6 +290,14 @@ class LocalSystem:
                     keep_fds=(self._workers_lock,) if self._workers_lock is not None else (),
                 )
                 self.worker.start()
+            if self._want_live:  # live meetings' worker, on its own queue (docs/live.md)
+                self.live_worker = WorkerProcess(
+                    self.settings,
+                    log_file=self._worker_log,
+                    shutdown_timeout=min(self._shutdown_timeout, 10.0),
+                    module="stages.live.worker",
+                )
+                self.live_worker.start()
         except BaseException:
             self.stop()
             raise
@@ -373,6 +387,8 @@ class LocalSystem:
             self.gateway.signal_stop()  # stops while the worker does
         if self.worker is not None:
             self.worker.stop()
+        if self.live_worker is not None:
+            self.live_worker.stop()
         if self._workers_lock is not None:
             os.close(self._workers_lock)
             self._workers_lock = None

@@ -19,8 +19,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    live: Annotated[
+        bool, typer.Option(help="Also run a live worker: captions for live meetings")
+    ] = True,
 ) -> None:
-    """Run the gateway and a worker (and embedded PostgreSQL/Redis when no URL is set)."""
+    """Run the gateway, a worker and a live worker (and embedded PostgreSQL/Redis when no
+    URL is set)."""
     from cli.local import STOP_GRACE_S, LocalSystem
 
     settings = Settings()
@@ -32,6 +36,7 @@ def serve(
         workers=workers,
         worker_log=settings.data_dir / "worker.log",
         shutdown_timeout=STOP_GRACE_S,
+        live_worker=live,
     )
     with err.status("Starting Scribe…"):
         system.start()
@@ -78,3 +83,14 @@ def worker(ctx: typer.Context) -> None:
     from stages.worker import main as worker_main
 
     raise typer.Exit(worker_main(ctx.args))
+
+
+@app.command(
+    "live-worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def live_worker(ctx: typer.Context) -> None:
+    """Run only live workers (production): captions for live meetings, on their own queue.
+    Options: see `scribe live-worker --help`."""
+    from stages.live.worker import main as live_main
+
+    raise typer.Exit(live_main(ctx.args))

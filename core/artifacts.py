@@ -212,3 +212,23 @@ class SearchPassages(BaseModel):
     vectors_uri: str
     vectors_sha256: str
     passages: list[Passage]
+
+
+class LiveDraftLine(BaseModel):
+    """A stretch of final words of one live speaker."""
+
+    start: float
+    end: float
+    speaker: str | None = None
+    name: str | None = None
+    text: str
+
+
+class LiveDraft(BaseModel):
+    """The captions a live meeting showed while it ran (docs/live.md), kept beside the
+    transcript the full graph makes of the whole recording once it ends."""
+
+    schema_version: Literal[1] = 1
+    duration_s: float
+    model: str | None = None
+    lines: list[LiveDraftLine] = Field(default_factory=list)

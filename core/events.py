@@ -16,8 +16,32 @@ EventType = Literal[
     "stage.failed",
     "job.succeeded",
     "job.failed",
+    # Live meetings (docs/live.md): captions while the meeting runs, then its end.
+    "live.caption",
+    "live.ended",
 ]
 TERMINAL_EVENTS: frozenset[str] = frozenset({"job.succeeded", "job.failed"})
+
+
+class CaptionWord(BaseModel):
+    """A word of a live caption; times in seconds from the start of the recording."""
+
+    start: float
+    end: float
+    word: str
+
+
+class Caption(BaseModel):
+    """What a live pass over the recent audio found: `final` words, newly committed (they
+    never change again), said by `speaker` (a label of the meeting, e.g. "SPEAKER_1"; `name`
+    when the voice matched an enrolled person), and the `unstable` tail, which the next pass
+    may change. `audio_s`: the recording's length when the pass ran."""
+
+    final: list[CaptionWord] = Field(default_factory=list)
+    unstable: list[CaptionWord] = Field(default_factory=list)
+    speaker: str | None = None
+    name: str | None = None
+    audio_s: float = 0.0
 
 
 class JobEvent(BaseModel):
@@ -30,6 +54,7 @@ class JobEvent(BaseModel):
     message: str | None = None
     reused: bool | None = None  # stage.finished: the artifact already existed
     elapsed_s: float | None = None
+    caption: Caption | None = None  # live.caption
     ts: float = Field(default_factory=time.time)
     # Assigned by the event store (Redis Stream id); used as the SSE `id`.
     id: str | None = None

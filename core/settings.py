@@ -112,6 +112,23 @@ class SearchSettings(BaseModel):
     query_threads: int = Field(default=1, ge=1, le=64)
 
 
+class LiveSettings(BaseModel):
+    """Live meetings (docs/live.md): the audio socket and the live worker."""
+
+    # Meetings one live worker process follows at once; a start beyond every live worker's
+    # room is refused with 503.
+    sessions_per_worker: int = Field(default=2, ge=1, le=64)
+    # One chunk of 16 kHz 16-bit mono PCM: at most 1 s of audio (32000 bytes).
+    chunk_max_bytes: int = Field(default=32000, ge=320)
+    # A meeting with no audio for this long ends, as if Stop was pressed.
+    idle_end_s: float = Field(default=60.0, gt=0)
+    # Audio the recognizer waits for between two passes over its window.
+    step_s: float = Field(default=1.0, gt=0)
+    # Once the window holds more than this, it is cut after the last final word.
+    window_s: float = Field(default=12.0, ge=4)
+    beam_size: int = Field(default=1, ge=1, le=10)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SCRIBE_",
@@ -132,6 +149,7 @@ class Settings(BaseSettings):
     )
     models: ModelSettings = Field(default_factory=ModelSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     # A Qdrant server for the search index (e.g. http://qdrant:6333). None: Qdrant's local
     # mode in <data_dir>/qdrant, opened by the gateway only (docs/architecture.md, "Search").
     qdrant_url: str | None = None

@@ -70,14 +70,17 @@ class StageBroker(RedisStreamBroker):
                 await asyncio.sleep(0.2)  # never a busy loop, should Redis go on refusing
 
 
-def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
+def make_broker(
+    settings: Settings, redis_url: str, *, queue: str | None = None, group: str | None = None
+) -> AsyncBroker:
     """The one broker every process of Scribe sends and receives tasks with.
 
     What it writes to Redis is JSON, never a pickle: taskiq-redis's result backend pickles
     by default, and reading a pickle runs whatever it says, so anyone who can write to Redis
     could run code in the gateway that waits for an answer. Messages and results are plain
     data (ids, a speaker as JSON); an error travels as its type and arguments, which taskiq
-    rebuilds only into an exception class."""
+    rebuilds only into an exception class. `queue` and `group`: another stream and consumer
+    group than the stages' (the live meetings' queue, events/live.py)."""
     prefix = settings.redis_prefix
     result_backend: RedisAsyncResultBackend[Any] = RedisAsyncResultBackend(
         redis_url,
@@ -88,8 +91,8 @@ def make_broker(settings: Settings, redis_url: str) -> AsyncBroker:
     )
     broker = StageBroker(
         redis_url,
-        queue_name=queue_key(settings),
-        consumer_group_name=group_name(settings),
+        queue_name=queue or queue_key(settings),
+        consumer_group_name=group or group_name(settings),
         consumer_id="0",
         # One message at a time: nothing is prefetched that a recycled or killed worker
         # could strand; the unacked message is redelivered after idle_timeout.

@@ -23,6 +23,7 @@ from gateway.routes import (
     health,
     jobs,
     keys,
+    live,
     metrics,
     results,
     search,
@@ -120,8 +121,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         metrics.router,
         search.router,
         keys.router,
+        live.router,
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])
+    app.include_router(live.socket_router)  # authenticates itself (gateway/services/live.py)
 
     docs.install(app)
     page.install(app)

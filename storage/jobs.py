@@ -35,7 +35,7 @@ WITH job AS (
     RETURNING id
 )
 INSERT INTO job_stages (job_id, stage, position, status)
-SELECT job.id, stage.name, stage.position - 1, 'queued'
+SELECT job.id, stage.name, stage.position - 1, $11
 FROM job, unnest($10::text[]) WITH ORDINALITY AS stage(name, position)
 """
 
@@ -67,9 +67,11 @@ class JobStore:
         owner: str | None = None,
         max_duration_s: float | None = None,
         max_active: int | None = None,
+        stage_status: str = "queued",
     ) -> None:
-        """Record a queued job and its stages. With `max_active`, refuse (TooManyJobs)
-        when the owner already has that many queued or running jobs and enrollments in
+        """Record a queued job and its stages (`stage_status` "pending": a live meeting,
+        whose stages are queued when it ends, `start_recorded`). With `max_active`, refuse
+        (TooManyJobs) when the owner already has that many queued or running jobs and enrollments in
         progress; checked under a per-owner lock (storage/limits.py).
 
         The job and its stage rows go in with one statement (one round trip, atomic on
@@ -86,6 +88,7 @@ class JobStore:
             owner_id(owner),
             max_duration_s,
             list(self.graph.names),
+            stage_status,
         )
         async with self.pool.acquire() as conn:
             if max_active is None:
@@ -162,6 +165,29 @@ class JobStore:
                 parse_id(job_id),
                 params.model_dump(exclude_none=True),
             )
+
+    async def start_recorded(
+        self, job_id: str, *, size_bytes: int, upload_uri: str, upload_sha256: str
+    ) -> bool:
+        """A live meeting's recording becomes the job's upload and its pending stages are
+        queued. False when that happened already (a second Stop)."""
+        jid = parse_id(job_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await conn.fetchval(
+                "UPDATE jobs SET size_bytes = $2, upload_uri = $3, upload_sha256 = $4,"
+                " updated_at = now() WHERE id = $1 AND upload_sha256 = '' RETURNING true",
+                jid,
+                size_bytes,
+                upload_uri,
+                upload_sha256,
+            )
+            if not moved:
+                return False
+            await conn.execute(
+                "UPDATE job_stages SET status = 'queued' WHERE job_id = $1 AND status = 'pending'",
+                jid,
+            )
+        return True
 
     async def set_job_info(
         self, job_id: str, *, duration_s: float | None = None, language: str | None = None

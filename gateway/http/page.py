@@ -44,6 +44,19 @@ def install(app: FastAPI, page_dir: Path = PAGE_DIR) -> None:
             headers={"Cache-Control": "no-cache", "Content-Security-Policy": page_policy(html)},
         )
 
+    @app.get("/pcm-worklet.js", include_in_schema=False)
+    async def pcm_worklet() -> Response:
+        # The live meeting's audio tap (web/public/pcm-worklet.js): an AudioWorklet module
+        # must be a script of this origin, as the page's policy wants.
+        path = page_dir / "pcm-worklet.js"
+        if not path.is_file():
+            return Response("not built", status_code=404, media_type="text/plain")
+        return Response(
+            path.read_bytes(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
+
     app.mount(
         "/_next",
         StaticFiles(directory=page_dir / "_next", check_dir=False),

@@ -143,5 +143,10 @@ def server_config(
         port=port,
         http=protocol_for(settings),
         limit_concurrency=settings.max_connections,
+        # Live meetings' audio socket (gateway/services/live.py checks each chunk's size
+        # with a message; this bound only stops a runaway frame). The sans-I/O protocol:
+        # the other one is deprecated by websockets.
+        ws="websockets-sansio",
+        ws_max_size=max(1 << 20, 4 * settings.live.chunk_max_bytes),
         **options,
     )

@@ -14,6 +14,7 @@ from taskiq import AsyncBroker
 from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
+from events.live import LiveRoom, make_live_broker
 from events.queue import make_broker
 from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
@@ -51,6 +52,9 @@ class Services:
     # The search index (owned by the gateway) and what it holds of each job.
     search: SearchEngine
     search_table: SearchIndexStore
+    # Live meetings: their own queue (events/live.py) and the live workers' room.
+    live_broker: AsyncBroker
+    live_room: LiveRoom
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:
@@ -66,6 +70,8 @@ class Services:
             redis = aioredis.Redis.from_url(settings.redis_url)
             broker = make_broker(settings, settings.redis_url)
             await broker.startup()
+            live_broker = make_live_broker(settings, settings.redis_url)
+            await live_broker.startup()
         except BaseException:
             if redis is not None:
                 await redis.aclose()
@@ -91,6 +97,8 @@ class Services:
             secret=secret,
             search=SearchEngine(settings),
             search_table=SearchIndexStore(pool),
+            live_broker=live_broker,
+            live_room=LiveRoom(redis, settings.redis_prefix),
         )
 
     async def close(self) -> None:
@@ -100,6 +108,8 @@ class Services:
             await self.bus.aclose()
         with contextlib.suppress(Exception):
             await self.broker.shutdown()
+        with contextlib.suppress(Exception):
+            await self.live_broker.shutdown()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         await self.pool.close()

@@ -107,8 +107,10 @@ def own_system(
     suffix: str,
     *,
     worker: bool,
+    live: bool = False,
 ) -> Iterator[LocalSystem]:
-    """A gateway (and a worker process) with a database, prefix and storage of their own."""
+    """A gateway (and a worker process, and with `live` a live worker) with a database,
+    prefix and storage of their own."""
     assert settings.redis_url
     page_built()
     db_name = f"{settings.redis_prefix.replace('-', '_')}_{suffix}"
@@ -123,7 +125,7 @@ def own_system(
         }
     )
     log = data_dir / "worker.log"
-    local = LocalSystem(own, worker=worker, worker_log=log)
+    local = LocalSystem(own, worker=worker, worker_log=log, live_worker=live)
     try:
         off_loop(local.start)
         yield local
@@ -132,11 +134,13 @@ def own_system(
             print("worker log (tail):\n" + "\n".join(log.read_text().splitlines()[-40:]))
         raise
     finally:
-        proc = local.worker.proc if local.worker is not None else None
+        procs = [w.proc for w in (local.worker, local.live_worker) if w is not None]
         try:
             off_loop(local.stop)
         finally:
-            if proc is not None:  # the worker's process group is its own; end what is left
+            for proc in procs:  # a worker's process group is its own; end what is left
+                if proc is None:
+                    continue
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
             run_async(lambda: drop_database(pg_admin_dsn, db_name))

@@ -79,7 +79,17 @@ def rendered(binary: Path, *profiles: str) -> dict[str, Any]:
 
 def test_default_profile_from_env_example_is_gpu(compose_bin: Path) -> None:
     services = rendered(compose_bin)["services"]
-    assert set(services) == {"traefik", "gateway", "worker", "redis", "postgres", "qdrant"}
+    assert set(services) == {
+        "traefik", "gateway", "worker", "live-worker", "redis", "postgres", "qdrant"
+    }  # fmt: skip
+
+
+def test_live_worker_runs_in_every_profile_on_its_own_queue(compose_bin: Path) -> None:
+    for profile in ("gpu", "cpu"):
+        live = rendered(compose_bin, profile)["services"]["live-worker"]
+        assert live["command"][:2] == ["scribe", "live-worker"]
+        assert live["environment"]["SCRIBE_MODELS__DEVICE"] == "cpu"
+        assert live["environment"]["SCRIBE_REDIS_URL"].startswith("redis://")
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu(compose_bin: Path) -> None:
@@ -358,10 +368,11 @@ def test_every_variable_in_env_example_is_documented_and_used() -> None:
 
 
 def test_scribe_variables_in_env_example_are_real_settings() -> None:
-    from core.settings import ModelSettings, Settings
+    from core.settings import LiveSettings, ModelSettings, Settings
 
     top = {f"SCRIBE_{n.upper()}" for n in Settings.model_fields}
     models = {f"SCRIBE_MODELS__{n.upper()}" for n in ModelSettings.model_fields}
+    models |= {f"SCRIBE_LIVE__{n.upper()}" for n in LiveSettings.model_fields}
     compose_only = {
         "SCRIBE_HTTP_PORT",
         "SCRIBE_GATEWAY_IMAGE",
@@ -370,6 +381,10 @@ def test_scribe_variables_in_env_example_are_real_settings() -> None:
         "SCRIBE_MAX_TASKS_PER_CHILD",
         "SCRIBE_GPU_COUNT",
         "SCRIBE_BUCKET",
+        # The live-worker container's process count, Whisper device and compute type.
+        "SCRIBE_LIVE_WORKERS",
+        "SCRIBE_LIVE_DEVICE",
+        "SCRIBE_LIVE_COMPUTE_TYPE",
     }
     text = ENV_EXAMPLE.read_text()
     names = set(re.findall(r"^#?(SCRIBE_[A-Z0-9_]+)=", text, flags=re.MULTILINE))

@@ -123,6 +123,8 @@ export const Api = {
     ok(gateway.PATCH("/v1/jobs/{job_id}/speakers/{label}", { params: { path: { job_id: id, label } }, body })),
   replay: (id: string, stage: string, params: ReplayRequest["params"]) =>
     ok(gateway.POST("/v1/jobs/{job_id}/stages/{stage}/replay", { params: { path: { job_id: id, stage } }, body: { params } })),
+  startLive: (language?: string) => ok(gateway.POST("/v1/live", { body: language ? { language } : {} })),
+  stopLive: (id: string) => ok(gateway.POST("/v1/live/{job_id}/stop", inJob(id))),
   streamToken: async (id: string) => (await ok(gateway.POST("/v1/jobs/{job_id}/events/token", inJob(id)))).token,
   people: () => ok(gateway.GET("/v1/speakers")),
   forget: (id: string): Promise<void> => ok(gateway.DELETE("/v1/speakers/{speaker_id}", { params: { path: { speaker_id: id } } })),

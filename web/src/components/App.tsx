@@ -10,6 +10,7 @@ import { ApiKey } from "./ApiKey";
 import { JobList } from "./JobList";
 import { JobView } from "./JobView";
 import { Keys } from "./Keys";
+import { Live } from "./Live";
 import { People } from "./People";
 import { Search } from "./Search";
 import { Upload } from "./Upload";
@@ -128,6 +129,7 @@ export function App() {
         <div className="side">
           <Search />
           <Upload jobs={jobs} onUploaded={refreshJobs} />
+          <Live onStarted={refreshJobs} />
           <JobList jobs={jobs} speakers={speakers} current={route.jobId} onChanged={refreshJobs} />
           <People people={people} onChanged={refreshPeople} />
           {me?.admin && <Keys key={me.key_id} me={me} />}

@@ -7,6 +7,7 @@ import { useT } from "@/i18n/i18n";
 import { bytes, clock, sentence, when } from "@/lib/format";
 import { applyEvent, emptyRows, isFinished, rowsFromJob, type Rows } from "@/lib/stages";
 import { useJobEvents } from "@/lib/useJobEvents";
+import { LiveCaptions, addCaption, noCaptions, type Captions } from "./LiveCaptions";
 import { Replay } from "./Replay";
 import { Result } from "./Result";
 import { Stages as StagesBlock } from "./Stages";
@@ -30,6 +31,8 @@ export function JobView({ id, at, stages, people, onJobChanged, onPeopleChanged 
   const [announcement, setAnnouncement] = useState("");
   const [run, setRun] = useState<number | null>(null); // live events while not null
   const [shown, setShown] = useState(0); // a new value loads the result again
+  const [captions, setCaptions] = useState<Captions>(noCaptions); // a live meeting's
+  const [liveEnded, setLiveEnded] = useState(false);
 
   const load = useCallback(async () => {
     let j: Job;
@@ -51,6 +54,11 @@ export function JobView({ id, at, stages, people, onJobChanged, onPeopleChanged 
 
   const onEvent = useCallback(
     (e: JobEvent) => {
+      if (e.type === "live.caption") {
+        setCaptions((c) => addCaption(c, e));
+        return;
+      }
+      if (e.type === "live.ended" || e.type === "job.queued") setLiveEnded(e.type === "live.ended" || e.stage !== null);
       setRows((r) => applyEvent(r, e, stages));
       const s = e.stage ?? "";
       if (e.type === "stage.started") setAnnouncement(t.started(s));
@@ -124,6 +132,7 @@ export function JobView({ id, at, stages, people, onJobChanged, onPeopleChanged 
           {facts.join(" · ")}
         </p>
       </div>
+      {!finished && (captions.lines.length > 0 || captions.unstable) && <LiveCaptions captions={captions} ended={liveEnded} />}
       <StagesBlock stages={stages} rows={rows} announcement={announcement} />
       {finished && job.status === "failed" && (
         <div id="job-error" className="error-box" role="alert">

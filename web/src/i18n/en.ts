@@ -16,6 +16,23 @@ export const en = {
   saved: "Saved.",
   cleared: "Cleared.",
   needsKey: "This server needs an API key.",
+  // live meetings
+  liveTitle: "Live meeting",
+  liveSource: "Listen to",
+  liveMicrophone: "this microphone",
+  liveTab: "a tab or screen (online meeting)",
+  liveStart: "Start live",
+  liveStop: "Stop",
+  liveRecording: (s: string) => `Live: ${s} s recorded. Captions show on the meeting's page.`,
+  liveEnded: (reason: string) =>
+    reason === "error" ? "The live meeting stopped." : `The meeting has ended (${reason}); its recording is being transcribed.`,
+  liveRefused: (why: string) => `Could not start: ${why}`,
+  liveNoMicrophone: "The browser gave no microphone (allow it for this page).",
+  liveNoTab: "No tab or screen audio was shared (tick “share audio”).",
+  liveNow: "Live captions",
+  liveDraft: "Live captions (the full transcript follows)",
+  liveWaiting: "Listening… the first words show within seconds.",
+  liveSomeone: "Someone",
   // search
   searchTitle: "Search meetings",
   searchLabel: "Words to find in every meeting",

@@ -6,7 +6,7 @@ import { Api, streamUrl } from "@/api/client";
 import type { Job, JobEvent } from "@/api/types";
 import { isFinished } from "./stages";
 
-const EVENT_TYPES = ["job.queued", "stage.started", "stage.progress", "stage.finished", "stage.failed"] as const;
+const EVENT_TYPES = ["job.queued", "stage.started", "stage.progress", "stage.finished", "stage.failed", "live.caption", "live.ended"] as const;
 const TERMINAL = ["job.succeeded", "job.failed"] as const;
 
 export const lastEventKey = (id: string) => `scribe:last-event:${id}`;

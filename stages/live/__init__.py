@@ -1,0 +1,1 @@
+"""Live meetings: streaming recognition, live speakers, the live worker (docs/live.md)."""
