@@ -21,6 +21,7 @@ from gateway.routes import (
     corrections,
     events,
     health,
+    intel,
     jobs,
     keys,
     metrics,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         corrections.router,
         metrics.router,
         search.router,
+        intel.router,
         keys.router,
     ):
         app.include_router(api, dependencies=[Depends(get_principal)])

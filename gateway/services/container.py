@@ -15,6 +15,7 @@ from core.graph import StageGraph, load_graph
 from core.settings import Settings
 from events.bus import EventBus
 from events.queue import make_broker
+from llm.load import LazyLanguageModel
 from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
@@ -51,6 +52,8 @@ class Services:
     # The search index (owned by the gateway) and what it holds of each job.
     search: SearchEngine
     search_table: SearchIndexStore
+    # The language model that answers /v1/ask, loaded on the first question.
+    language: LazyLanguageModel
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:
@@ -91,11 +94,14 @@ class Services:
             secret=secret,
             search=SearchEngine(settings),
             search_table=SearchIndexStore(pool),
+            language=LazyLanguageModel(settings),
         )
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.search.close()
+        with contextlib.suppress(Exception):
+            self.language.close()
         with contextlib.suppress(Exception):
             await self.bus.aclose()
         with contextlib.suppress(Exception):
