@@ -48,6 +48,7 @@ class EmbeddedLlama:
         port: int = 0,
         host: str = "127.0.0.1",
         key: str | None = None,
+        require_key: bool = True,
     ) -> None:
         try:
             import xllamacpp
@@ -68,7 +69,8 @@ class EmbeddedLlama:
         params.cpuparams_batch.n_threads = n
         params.hostnames = [host]
         params.port = port
-        params.api_keys = [self.key]
+        if require_key:  # the loopback port is open to every local user: ask for a key
+            params.api_keys = [self.key]
         params.warmup = False
         params.verbosity = -1 if not log.isEnabledFor(logging.DEBUG) else 3
         started = time.perf_counter()

@@ -129,18 +129,53 @@ def _instructions(language: str | None, speakers: list[str]) -> str:
     )
 
 
-def _parse(reply: str) -> dict[str, Any]:
+def parse_reply(reply: str) -> dict[str, Any]:
     """The model's JSON (constrained by the schema, but a server may ignore the schema:
-    a fenced or chatty reply is read from its first brace to its last)."""
+    a fenced or chatty reply is read from its first brace). A reply cut off by the token
+    limit keeps its complete items: it is closed after the last one that ended."""
     text = reply.strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
+    start = text.find("{")
+    if start < 0:
         return {}
+    text = text[start:]
+    end = text.rfind("}")
     try:
-        doc = json.loads(text[start : end + 1])
+        doc = json.loads(text[: end + 1])
     except ValueError:
-        return {}
+        doc = _salvage(text)
     return doc if isinstance(doc, dict) else {}
+
+
+def _salvage(text: str) -> Any:
+    """The longest prefix of `text` that ends an object, closed with the brackets still
+    open there; None when there is none."""
+    closers = {"{": "}", "[": "]"}
+    stack: list[str] = []
+    ends: list[tuple[int, str]] = []  # (index after a "}", what closes the rest)
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in closers:
+            stack.append(closers[ch])
+        elif ch in "}]" and stack:
+            stack.pop()
+            if ch == "}":
+                ends.append((i + 1, "".join(reversed(stack))))
+    for cut, closing in reversed(ends):
+        try:
+            return json.loads(text[:cut] + closing)
+        except ValueError:
+            continue
+    return None
 
 
 def _fold(text: str) -> str:
@@ -273,7 +308,7 @@ def summarize(
             {"role": "system", "content": system},
             {"role": "user", "content": "Transcript:\n" + "\n".join(x.render() for x in chunk)},
         ]
-        doc = _parse(model.complete(messages, max_tokens=max_tokens, json_schema=SCHEMA))
+        doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=SCHEMA))
         check = Checker(chunk, lines)
         summary += check.points(doc.get("summary"), "summary")
         decisions += check.points(doc.get("decisions"), "decision")
@@ -320,7 +355,7 @@ def _reduce(
         },
         {"role": "user", "content": listed},
     ]
-    doc = _parse(model.complete(messages, max_tokens=max_tokens, json_schema=REDUCE_SCHEMA))
+    doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=REDUCE_SCHEMA))
     cited = {i for p in points for i in p.segments}
     check = Checker([line for line in lines if line.index in cited], lines)
     merged = check.points(doc.get("summary"), "summary")
