@@ -27,13 +27,17 @@ from core.artifacts import ActionItem, MeetingResult, RejectedClaim, Summary, Su
 from llm.base import LanguageModel, Message, estimate_tokens
 from llm.lang import language_name
 
+# At least one citation per item, by the grammar: a small model otherwise leaves them out.
+# `schema_for` narrows the numbers to the lines a call gives (the code checks them anyway:
+# a server may ignore the schema).
+_CITED = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
 _POINTS = {
     "type": "array",
     "items": {
         "type": "object",
         "properties": {
             "text": {"type": "string"},
-            "segments": {"type": "array", "items": {"type": "integer"}},
+            "segments": _CITED,
         },
         "required": ["text", "segments"],
     },
@@ -51,7 +55,7 @@ SCHEMA: dict[str, Any] = {
                     "what": {"type": "string"},
                     "owner": {"type": "string"},
                     "due": {"type": "string"},
-                    "segments": {"type": "array", "items": {"type": "integer"}},
+                    "segments": _CITED,
                 },
                 "required": ["what", "owner", "due", "segments"],
             },
@@ -64,6 +68,23 @@ REDUCE_SCHEMA: dict[str, Any] = {
     "properties": {"summary": _POINTS},
     "required": ["summary"],
 }
+
+
+def schema_for(schema: dict[str, Any], allowed: list[int]) -> dict[str, Any]:
+    """`schema` with every `segments` array's items one of `allowed`."""
+    cited = {**_CITED, "items": {"type": "integer", "enum": sorted(allowed)}}
+
+    def narrow(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: cited if k == "segments" else narrow(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [narrow(v) for v in node]
+        return node
+
+    narrowed: dict[str, Any] = narrow(schema)
+    return narrowed
+
+
 PROMPT_OVERHEAD_TOKENS = 450  # the instructions around the transcript lines
 MAX_POINTS = 8
 
@@ -308,7 +329,8 @@ def summarize(
             {"role": "system", "content": system},
             {"role": "user", "content": "Transcript:\n" + "\n".join(x.render() for x in chunk)},
         ]
-        doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=SCHEMA))
+        schema = schema_for(SCHEMA, [line.index for line in chunk])
+        doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=schema))
         check = Checker(chunk, lines)
         summary += check.points(doc.get("summary"), "summary")
         decisions += check.points(doc.get("decisions"), "decision")
@@ -355,8 +377,9 @@ def _reduce(
         },
         {"role": "user", "content": listed},
     ]
-    doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=REDUCE_SCHEMA))
     cited = {i for p in points for i in p.segments}
+    schema = schema_for(REDUCE_SCHEMA, sorted(cited))
+    doc = parse_reply(model.complete(messages, max_tokens=max_tokens, json_schema=schema))
     check = Checker([line for line in lines if line.index in cited], lines)
     merged = check.points(doc.get("summary"), "summary")
     return (merged or points), check.rejected

@@ -31,11 +31,13 @@ class FakeLanguageModel:
         self.replies = list(replies)
         self.context_tokens = context_tokens
         self.sent: list[list[Message]] = []
+        self.schemas: list[dict[str, Any] | None] = []
 
     def complete(
         self, messages: list[Message], *, max_tokens: int, json_schema: dict[str, Any] | None = None
     ) -> str:
         self.sent.append(messages)
+        self.schemas.append(json_schema)
         return self.replies.pop(0)
 
     def stream(self, messages: list[Message], *, max_tokens: int) -> Iterator[str]:
@@ -111,6 +113,12 @@ def test_the_prompt_numbers_lines_and_names_the_meeting_language() -> None:
     assert "French" in system["content"]
     assert "[1] 00:10 Bob: I will write the release notes" in user["content"]
     assert "[3] 00:30 S3:" in user["content"]  # a speaker without a name: the label
+    # The grammar lets the model cite only the lines it was given, at least one per item.
+    schema = fake.schemas[0]
+    assert schema is not None
+    cited = schema["properties"]["action_items"]["items"]["properties"]["segments"]
+    assert cited["items"]["enum"] == [0, 1, 2, 3] and cited["minItems"] == 1
+    assert schema["properties"]["summary"]["items"]["properties"]["segments"] == cited
 
 
 def test_a_long_meeting_is_read_in_chunks_and_the_reduce_cites_only_what_chunks_cited() -> None:
