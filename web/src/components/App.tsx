@@ -11,6 +11,7 @@ import { JobList } from "./JobList";
 import { JobView } from "./JobView";
 import { Keys } from "./Keys";
 import { People } from "./People";
+import { Ask } from "./Ask";
 import { Search } from "./Search";
 import { Upload } from "./Upload";
 
@@ -127,6 +128,7 @@ export function App() {
       <main className="layout">
         <div className="side">
           <Search />
+          <Ask />
           <Upload jobs={jobs} onUploaded={refreshJobs} />
           <JobList jobs={jobs} speakers={speakers} current={route.jobId} onChanged={refreshJobs} />
           <People people={people} onChanged={refreshPeople} />
