@@ -146,7 +146,8 @@ class LLMSettings(BaseModel):
     context_tokens: int = Field(default=4096, ge=1024)
     # Tokens one answer or one chunk's summary may have.
     max_tokens: int = Field(default=512, ge=16)
-    # Sampling: 0 and a fixed seed give the same text for the same transcript.
+    # Sampling: 0 and a fixed seed make the text as repeatable as the server allows
+    # (llama.cpp's prompt cache can still change a token between two runs).
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int = 42
     # Search hits an answer is written from.

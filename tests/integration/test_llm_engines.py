@@ -102,8 +102,6 @@ def test_every_summary_item_cites_segments_of_the_meeting(model: LanguageModel) 
         if action.due is not None:  # kept only when a cited segment says it
             said = " ".join(result.segments[i].text.lower() for i in action.segments)
             assert action.due.lower() in said
-    # The same transcript, the same summary: temperature 0 and a seed.
-    assert summarize(model, result, max_tokens=160) == out
 
 
 def test_a_server_that_is_down_is_named_with_the_reason(tmp_path: Path) -> None:
