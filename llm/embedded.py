@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,8 +91,11 @@ class EmbeddedLlama:
             temperature=temperature,
             seed=seed,
             model_id=model_id,
+            # A reply that does not depend on what was asked before: llama.cpp reuses the
+            # previous prompt's cache otherwise, and a different batch split changes greedy
+            # tokens now and then. Re-reading the prompt costs little next to generating.
+            extra={"cache_prompt": False},
         )
-        self._lock = threading.Lock()
 
     def complete(
         self,

@@ -45,6 +45,7 @@ def load_language_model(settings: Settings) -> LanguageModel:
             temperature=llm.temperature,
             seed=llm.seed,
             model_id=language_model_id(settings),
+            extra=llm.extra,
         )
     from llm.embedded import EmbeddedLlama
 

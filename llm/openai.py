@@ -32,6 +32,7 @@ class OpenAICompatible:
         temperature: float = 0.0,
         seed: int = 42,
         model_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.model = model
@@ -45,6 +46,9 @@ class OpenAICompatible:
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
         self._timeout_s = timeout_s
+        # Fields the server takes besides OpenAI's (SCRIBE_LLM__EXTRA), e.g. llama.cpp's
+        # {"cache_prompt": false}: greedy decoding that does not depend on the previous request.
+        self.extra = dict(extra or {})
 
     def _body(self, messages: list[Message], max_tokens: int, stream: bool) -> dict[str, Any]:
         return {
@@ -54,6 +58,7 @@ class OpenAICompatible:
             "temperature": self.temperature,
             "seed": self.seed,
             "stream": stream,
+            **self.extra,
         }
 
     def _failure(self, exc: Exception) -> LanguageModelUnavailable:

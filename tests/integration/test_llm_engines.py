@@ -39,7 +39,9 @@ def model(
     request: pytest.FixtureRequest, server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LanguageModel]:
     data = tmp_path_factory.mktemp("llm")
-    extra = {"engine": "openai", "url": server_url} if request.param == "openai" else {}
+    # llama.cpp's server: no prompt cache, as the embedded engine asks (repeatable replies).
+    server = {"engine": "openai", "url": server_url, "extra": {"cache_prompt": False}}
+    extra = server if request.param == "openai" else {}
     loaded = load_language_model(settings_for(data, **extra))
     yield loaded
     loaded.close()
