@@ -27,12 +27,21 @@ from core.artifacts import ActionItem, MeetingResult, RejectedClaim, Summary, Su
 from llm.base import LanguageModel, Message, estimate_tokens
 from llm.lang import language_name
 
+MAX_CITATIONS = 4
+MAX_POINTS = 8
 # At least one citation per item, by the grammar: a small model otherwise leaves them out.
 # `schema_for` narrows the numbers to the lines a call gives (the code checks them anyway:
 # a server may ignore the schema).
-_CITED = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+# At most a few: a small model otherwise cites every line, and spends its tokens on that.
+_CITED = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 0},
+    "minItems": 1,
+    "maxItems": MAX_CITATIONS,
+}
 _POINTS = {
     "type": "array",
+    "maxItems": 6,
     "items": {
         "type": "object",
         "properties": {
@@ -49,6 +58,7 @@ SCHEMA: dict[str, Any] = {
         "decisions": _POINTS,
         "action_items": {
             "type": "array",
+            "maxItems": 6,
             "items": {
                 "type": "object",
                 "properties": {
@@ -86,7 +96,6 @@ def schema_for(schema: dict[str, Any], allowed: list[int]) -> dict[str, Any]:
 
 
 PROMPT_OVERHEAD_TOKENS = 450  # the instructions around the transcript lines
-MAX_POINTS = 8
 
 
 @dataclass(frozen=True)

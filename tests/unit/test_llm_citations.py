@@ -118,6 +118,7 @@ def test_the_prompt_numbers_lines_and_names_the_meeting_language() -> None:
     assert schema is not None
     cited = schema["properties"]["action_items"]["items"]["properties"]["segments"]
     assert cited["items"]["enum"] == [0, 1, 2, 3] and cited["minItems"] == 1
+    assert cited["maxItems"] == 4  # a small model otherwise cites every line
     assert schema["properties"]["summary"]["items"]["properties"]["segments"] == cited
 
 
