@@ -149,6 +149,28 @@ class ScribeClient:
         data: dict[str, Any] = _check(self.http.post("/v1/search/reindex")).json()
         return data
 
+    # ------------------------------------------------------------ summaries and answers
+
+    def summary(self, job_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = _check(self.http.get(f"/v1/jobs/{job_id}/summary")).json()
+        return data
+
+    def ask(self, question: str, job_id: str | None = None) -> Iterator[tuple[str, Any]]:
+        """POST /v1/ask streamed: ("delta", text) as the model writes, then ("answer",
+        the checked answer) or ("error", message)."""
+        body = {"question": question, "job_id": job_id, "stream": True}
+        with self.http.stream("POST", "/v1/ask", json=body, timeout=None) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                _check(resp)
+            event = ""
+            for line in resp.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = json.loads(line[5:])
+                    yield event, data.get("text") if event == "delta" else data
+
     # ------------------------------------------------------------ speakers
 
     def enroll(

@@ -18,7 +18,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from cli import calibrate, jobs, keys, live, run, search, servers, speakers
+from cli import calibrate, intel, jobs, keys, live, run, search, servers, speakers
 from cli.common import err, out, shown, use_api_key
 from cli.lifeline import exit_on_termination
 from cli.speakers import parse_expires
@@ -34,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Added without a name, a module's commands are the app's own.
-for commands in (run.app, live.app, servers.app, jobs.app, search.app, calibrate.app):
+for commands in (run.app, live.app, servers.app, jobs.app, search.app, intel.app, calibrate.app):
     app.add_typer(commands)
 app.add_typer(speakers.app, name="speakers")
 app.add_typer(keys.app, name="keys")

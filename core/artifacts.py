@@ -232,3 +232,48 @@ class LiveDraft(BaseModel):
     duration_s: float
     model: str | None = None
     lines: list[LiveDraftLine] = Field(default_factory=list)
+
+
+class SummaryPoint(BaseModel):
+    """One sentence of a summary, or one decision, with the result segments it comes from
+    (indexes in the result as corrected; every one checked to be among those the model
+    was given)."""
+
+    text: str
+    segments: list[int]
+
+
+class ActionItem(BaseModel):
+    what: str
+    # The owner as the transcript named them when the summary was made, and the speaker's
+    # label ("S2"), by which the gateway shows the name a later rename gives.
+    owner: str | None = None
+    owner_speaker: str | None = None
+    due: str | None = None  # kept only when the cited segments say it
+    segments: list[int]
+
+
+class RejectedClaim(BaseModel):
+    """What the model wrote that the citation check did not let through: never shown as
+    a fact, kept so a reader of the API can see what was left out and why."""
+
+    kind: Literal["summary", "decision", "action_item", "owner", "due"]
+    text: str
+    segments: list[int] = Field(default_factory=list)
+    reason: str
+
+
+class Summary(BaseModel):
+    """The summarize stage's output: a meeting's summary in its own language, its
+    decisions and its action items, each citing its segments (llm/summary.py)."""
+
+    schema_version: Literal[1] = 1
+    job_id: str
+    language: str | None
+    model: str
+    summary: list[SummaryPoint]
+    decisions: list[SummaryPoint]
+    action_items: list[ActionItem]
+    rejected: list[RejectedClaim] = Field(default_factory=list)
+    chunks: int = 1  # pieces the transcript was read in (map-reduce over a long meeting)
+    segment_count: int = 0

@@ -84,3 +84,10 @@ class ModelUnavailable(ScribeError):
     """Model weights are missing from the configured local path."""
 
     code = "model_unavailable"
+
+
+class LanguageModelUnavailable(ModelUnavailable):
+    """The language model (summaries, answers) could not be loaded or did not answer:
+    its server is down or slow, or its weights are missing."""
+
+    code = "language_model_unavailable"

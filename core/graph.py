@@ -29,6 +29,7 @@ from core.artifacts import (
     Identification,
     MeetingResult,
     SearchPassages,
+    Summary,
     Transcript,
 )
 from core.settings import ModelName
@@ -176,6 +177,12 @@ DEFAULT_GRAPH = StageGraph(
             "embed", {"en": "Indexing for search", "fr": "Indexation pour la recherche"},
             ("merge",), SearchPassages, "stages.specs:EMBED", engine="text_embedder",
             result=False,
+        ),
+        # Summary, decisions, action items: after the result, and after embed so that a
+        # correction's one replay of embed (gateway/services/search.py) runs it again too.
+        StageDecl(
+            "summarize", {"en": "Summarizing", "fr": "Résumé"}, ("merge", "embed"), Summary,
+            "stages.specs:SUMMARIZE", engine="language_model", result=False,
         ),
     ]
 )  # fmt: skip

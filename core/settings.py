@@ -14,8 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ModelName = Literal["transcriber", "diarizer", "encoder", "text_embedder"]
-MODEL_NAMES: tuple[ModelName, ...] = ("transcriber", "diarizer", "encoder", "text_embedder")
+ModelName = Literal["transcriber", "diarizer", "encoder", "text_embedder", "language_model"]
+MODEL_NAMES: tuple[ModelName, ...] = (
+    "transcriber",
+    "diarizer",
+    "encoder",
+    "text_embedder",
+    "language_model",
+)
 
 
 def default_data_dir() -> Path:
@@ -129,6 +135,45 @@ class LiveSettings(BaseModel):
     beam_size: int = Field(default=1, ge=1, le=10)
 
 
+class LLMSettings(BaseModel):
+    """The language model that writes summaries and answers (llm/, docs/intelligence.md).
+
+    "embedded": llama.cpp inside the process (the xllamacpp wheel) with GGUF weights from
+    `path`, else the packaged model named by `model`; nothing is fetched. "openai": any
+    OpenAI-compatible chat-completions server at `url` (Ollama, vLLM, llama.cpp's server).
+    "off": no summaries, and /v1/ask answers 503."""
+
+    engine: Literal["embedded", "openai", "off"] = "embedded"
+    # embedded: a packaged model ("qwen2.5-coder-0.5b", "smollm2-135m"; llm/weights.py), or
+    # with engine openai the model name the server knows ("qwen2.5:1.5b" for Ollama).
+    model: str = "qwen2.5-coder-0.5b"
+    # embedded: a GGUF file of your own instead of the packaged one.
+    path: Path | None = None
+    # openai: the server's base URL, e.g. http://llm:11434/v1 (Ollama) or http://vllm:8000/v1
+    url: str | None = None
+    key: str | None = None
+    # A request that has not answered in this long fails (the stage fails; ask gives 503).
+    timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # embedded: threads llama.cpp computes with; 0: half this host's cores (at least 1;
+    # a second thread on a busy 2-core machine made generation 5x slower, docs/intelligence.md).
+    threads: int = Field(default=0, ge=0)
+    # Tokens of context the model reads at once; a longer meeting is summarized in chunks
+    # that fit it, then the chunks' summaries are merged (map-reduce).
+    context_tokens: int = Field(default=4096, ge=1024)
+    # Tokens one answer or one chunk's summary may have.
+    max_tokens: int = Field(default=512, ge=16)
+    # Sampling: 0 and a fixed seed make the text as repeatable as the server allows
+    # (llama.cpp's prompt cache can still change a token between two runs).
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int = 42
+    # Search hits an answer is written from.
+    ask_passages: int = Field(default=6, ge=1, le=20)
+    # openai: fields sent in every request besides OpenAI's, as JSON, e.g.
+    # {"cache_prompt": false} for llama.cpp's server (repeatable greedy replies).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SCRIBE_",
@@ -150,6 +195,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
     # A Qdrant server for the search index (e.g. http://qdrant:6333). None: Qdrant's local
     # mode in <data_dir>/qdrant, opened by the gateway only (docs/architecture.md, "Search").
     qdrant_url: str | None = None

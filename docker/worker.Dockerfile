@@ -29,11 +29,11 @@ WORKDIR /app
 # it, for LD_LIBRARY_PATH below.
 COPY pyproject.toml constraints.txt requirements-nodeps.txt ./
 COPY scripts/install-deps.sh scripts/
-RUN scripts/install-deps.sh /opt/scribe/bin/python worker s3 \
+RUN scripts/install-deps.sh /opt/scribe/bin/python worker s3 llm \
  && ln -s "$(/opt/scribe/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
       /opt/scribe/site-packages
 COPY . .
-RUN /opt/scribe/bin/pip install --no-deps -e ".[worker,s3]"
+RUN /opt/scribe/bin/pip install --no-deps -e ".[worker,s3,llm]"
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home scribe \

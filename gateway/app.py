@@ -21,6 +21,7 @@ from gateway.routes import (
     corrections,
     events,
     health,
+    intel,
     jobs,
     keys,
     live,
@@ -120,6 +121,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         corrections.router,
         metrics.router,
         search.router,
+        intel.router,
         keys.router,
         live.router,
     ):

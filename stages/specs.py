@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from core.jobs import Job
-from stages import compute, embed
+from stages import compute, embed, summarize
 from stages.contract import StageSpec
 from stages.identify import resolve_threshold
 
@@ -82,9 +82,25 @@ async def _describe_embed(state: WorkerState, job: Job) -> tuple[dict[str, Any],
     return params, await asyncio.to_thread(state.models.text_embedder_id)
 
 
+async def _describe_summarize(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
+    # As embed: the transcript as people read it, so a rename or a text fix changes the key.
+    corrections = await state.corrections.list_corrections(job.id)
+    llm = state.settings.llm
+    params = {
+        "max_tokens": llm.max_tokens,
+        "context_tokens": llm.context_tokens,
+        "temperature": llm.temperature,
+        "seed": llm.seed,
+        "corrections": embed.corrections_digest(corrections),
+        "correction_list": [c.model_dump(mode="json") for c in corrections],
+    }
+    return params, await asyncio.to_thread(state.models.language_model_id)
+
+
 DECODE = StageSpec(_describe_decode, compute.decode)
 DIARIZE = StageSpec(_describe_diarize, compute.diarize)
 TRANSCRIBE = StageSpec(_describe_transcribe, compute.transcribe)
 IDENTIFY = StageSpec(_describe_identify, compute.identify, unrecorded=("voiceprint_list",))
 MERGE = StageSpec(_describe_merge, compute.merge)
 EMBED = StageSpec(_describe_embed, embed.embed, unrecorded=("correction_list",))
+SUMMARIZE = StageSpec(_describe_summarize, summarize.summarize, unrecorded=("correction_list",))

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.settings import Settings, StorageSettings
+from core.settings import LLMSettings, Settings, StorageSettings
 from tests.databases import create_database, database_url, drop_database
 from tests.support import delete_redis_prefix
 
@@ -90,6 +90,8 @@ def settings(
         redis_prefix=f"scribe-test-{run}",
         storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         auth="off",
+        # The small packaged language model, few tokens: summaries and answers in seconds.
+        llm=LLMSettings(model="smollm2-135m", max_tokens=96, context_tokens=2048, threads=1),
         # In-process clients (httpx's ASGITransport) send `Host: scribe`.
         allowed_hosts=["localhost", "127.0.0.1", "[::1]", "scribe"],
     )

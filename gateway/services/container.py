@@ -16,6 +16,7 @@ from core.settings import Settings
 from events.bus import EventBus
 from events.live import LiveRoom, make_live_broker
 from events.queue import make_broker
+from llm.load import LazyLanguageModel
 from search.engine import SearchEngine
 from storage.artifact_records import ArtifactRecordStore
 from storage.artifacts import ArtifactStore
@@ -55,6 +56,8 @@ class Services:
     # Live meetings: their own queue (events/live.py) and the live workers' room.
     live_broker: AsyncBroker
     live_room: LiveRoom
+    # The language model that answers /v1/ask, loaded on the first question.
+    language: LazyLanguageModel
 
     @classmethod
     async def connect(cls, settings: Settings) -> Services:
@@ -99,11 +102,14 @@ class Services:
             search_table=SearchIndexStore(pool),
             live_broker=live_broker,
             live_room=LiveRoom(redis, settings.redis_prefix),
+            language=LazyLanguageModel(settings),
         )
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.search.close()
+        with contextlib.suppress(Exception):
+            self.language.close()
         with contextlib.suppress(Exception):
             await self.bus.aclose()
         with contextlib.suppress(Exception):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from core.errors import ModelUnavailable
 from core.settings import MODEL_NAMES, Settings
+from llm.base import LanguageModel
 from search.embedder import TextEmbedder, load_text_embedder
 from stages.engines.base import Diarizer, SpeakerEncoder, Transcriber
 
@@ -296,6 +297,18 @@ class ModelManager:
     def text_embedder_id(self) -> str:
         return self.text_embedder().model_id
 
+    def language_model(self) -> LanguageModel:
+        """The model that writes summaries (Settings.llm; the same whatever `models.engine`
+        says). Loading an embedded one joins and checks its packaged weights first."""
+        from llm.load import load_language_model
+
+        return self._once("language_model", lambda: load_language_model(self.settings))
+
+    def language_model_id(self) -> str:
+        from llm.load import language_model_id
+
+        return language_model_id(self.settings)
+
     def _once(self, name: str, load: Callable[[], T]) -> T:
         with self._locks[name]:
             if name not in self._loaded:
@@ -316,7 +329,11 @@ class ModelManager:
     def unload(self, name: str) -> bool:
         """Drop one engine (it loads again on next use); True if it was loaded."""
         with self._locks[name]:
-            return self._loaded.pop(name, None) is not None
+            engine = self._loaded.pop(name, None)
+        close = getattr(engine, "close", None)
+        if name == "language_model" and callable(close):
+            close()  # stops the embedded server's thread
+        return engine is not None
 
     def release(self) -> list[str]:
         """After each task: unload the engines outside the residency budget, then return

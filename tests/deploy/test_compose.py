@@ -121,8 +121,23 @@ def test_s3_profile_adds_minio(compose_bin: Path) -> None:
     assert "ports" not in services["minio"]  # reachable inside the network only
 
 
+def test_llm_profile_adds_ollama_with_a_volume_and_the_services_point_at_it(
+    compose_bin: Path,
+) -> None:
+    assert "llm" not in rendered(compose_bin, "cpu")["services"]
+    cfg = rendered(compose_bin, "cpu", "llm")
+    llm = cfg["services"]["llm"]
+    assert llm["image"].startswith("ollama/ollama:") and "ports" not in llm
+    assert any(v["source"] == "ollama" and v["target"] == "/root/.ollama" for v in llm["volumes"])
+    assert "ollama" in cfg["volumes"]
+    for name in ("gateway", "worker-cpu"):
+        env = cfg["services"][name]["environment"]
+        assert env["SCRIBE_LLM__ENGINE"] == "openai"
+        assert env["SCRIBE_LLM__URL"] == "http://llm:11434/v1"
+
+
 def test_only_traefik_publishes_a_port(compose_bin: Path) -> None:
-    services = rendered(compose_bin, "gpu", "cpu", "s3")["services"]
+    services = rendered(compose_bin, "gpu", "cpu", "s3", "llm")["services"]
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
     assert list(published) == ["traefik"]
     (port,) = published["traefik"]
@@ -132,7 +147,7 @@ def test_only_traefik_publishes_a_port(compose_bin: Path) -> None:
 def test_services_have_healthchecks_restart_policies_and_named_volumes(
     compose_bin: Path,
 ) -> None:
-    cfg = rendered(compose_bin, "gpu", "cpu", "s3")
+    cfg = rendered(compose_bin, "gpu", "cpu", "s3", "llm")
     for name, service in cfg["services"].items():
         if name == "minio-init":  # a one-shot job
             continue
@@ -368,11 +383,12 @@ def test_every_variable_in_env_example_is_documented_and_used() -> None:
 
 
 def test_scribe_variables_in_env_example_are_real_settings() -> None:
-    from core.settings import LiveSettings, ModelSettings, Settings
+    from core.settings import LiveSettings, LLMSettings, ModelSettings, Settings
 
     top = {f"SCRIBE_{n.upper()}" for n in Settings.model_fields}
     models = {f"SCRIBE_MODELS__{n.upper()}" for n in ModelSettings.model_fields}
     models |= {f"SCRIBE_LIVE__{n.upper()}" for n in LiveSettings.model_fields}
+    models |= {f"SCRIBE_LLM__{n.upper()}" for n in LLMSettings.model_fields}
     compose_only = {
         "SCRIBE_HTTP_PORT",
         "SCRIBE_GATEWAY_IMAGE",

@@ -3,7 +3,7 @@
 // `npm run openapi`) through openapi-fetch: a wrong path, method, parameter or body fails `tsc`.
 import createClient, { createFinalURL, createQuerySerializer, defaultPathSerializer, type ClientPathsWithMethod } from "openapi-fetch";
 import type { paths } from "./schema";
-import type { CorrectionBody, KeyRequest, ReplayRequest, SpeakerRename } from "./types";
+import type { AskAnswer, AskRequest, CorrectionBody, KeyRequest, ReplayRequest, SpeakerRename } from "./types";
 
 const KEY_STORE = "scribe.apiKey";
 
@@ -129,6 +129,7 @@ export const Api = {
   people: () => ok(gateway.GET("/v1/speakers")),
   forget: (id: string): Promise<void> => ok(gateway.DELETE("/v1/speakers/{speaker_id}", { params: { path: { speaker_id: id } } })),
   search: (q: string, limit = 20) => ok(gateway.GET("/v1/search", { params: { query: { q, limit } } })),
+  summary: (id: string) => ok(gateway.GET("/v1/jobs/{job_id}/summary", inJob(id))),
   me: () => ok(gateway.GET("/v1/me")),
   keys: () => ok(gateway.GET("/v1/keys")),
   createKey: (body: KeyRequest) => ok(gateway.POST("/v1/keys", { body })),
@@ -187,4 +188,43 @@ export function uploadJob(data: FormData, onProgress: (loaded: number, total: nu
     xhr.onerror = () => reject(new TypeError("the server could not be reached"));
     xhr.send(data);
   });
+}
+
+const ASK = "/v1/ask" satisfies ClientPathsWithMethod<Gateway, "post">;
+
+/** POST /v1/ask streamed (Server-Sent Events over fetch: EventSource cannot POST): `onDraft`
+ * gets the answer as the model writes it; resolves with the checked answer, rejects with an
+ * ApiError (a 503 when the model cannot be reached, a 422 for a bad question). */
+export async function ask(body: Omit<AskRequest, "stream">, onDraft: (text: string) => void): Promise<AskAnswer> {
+  const res = await fetch(ASK, {
+    method: "POST",
+    headers: withKey({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  if (!res.ok || !res.body) {
+    const error: unknown = await res.json().catch(() => null);
+    if (res.status === 401) onUnauthorized(errorOfBody(error)?.message ?? "");
+    throw errorOf(res.status, error);
+  }
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let draft = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (!event || data === undefined) continue;
+      const parsed: unknown = JSON.parse(data);
+      if (event === "delta") onDraft((draft += (parsed as { text: string }).text));
+      else if (event === "answer") return parsed as AskAnswer;
+      else if (event === "error") throw new ApiError(503, (parsed as { message: string }).message);
+    }
+  }
+  throw new ApiError(502, "the answer ended before it was complete");
 }

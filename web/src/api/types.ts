@@ -32,6 +32,11 @@ type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
 // Search across meetings: GET /v1/search.
 export type SearchAnswer = Schemas["SearchResponse"];
 export type SearchHit = Schemas["SearchHitOut"];
+// What was decided: GET /v1/jobs/{id}/summary and POST /v1/ask.
+export type SummaryAnswer = Schemas["SummaryResponse"];
+export type Moment = Schemas["MomentOut"];
+export type AskAnswer = Schemas["AskResponse"];
+export type AskRequest = Schemas["AskRequest"];
 
 export type JobList = Ok<"/v1/jobs", "get">;
 

@@ -12,6 +12,7 @@ import { JobView } from "./JobView";
 import { Keys } from "./Keys";
 import { Live } from "./Live";
 import { People } from "./People";
+import { Ask } from "./Ask";
 import { Search } from "./Search";
 import { Upload } from "./Upload";
 
@@ -128,6 +129,7 @@ export function App() {
       <main className="layout">
         <div className="side">
           <Search />
+          <Ask />
           <Upload jobs={jobs} onUploaded={refreshJobs} />
           <Live onStarted={refreshJobs} />
           <JobList jobs={jobs} speakers={speakers} current={route.jobId} onChanged={refreshJobs} />

@@ -9,6 +9,7 @@ import { NO_STATUS, type Status } from "@/lib/status";
 import { COLOURS, segmentAt, wordAt, wordIndex } from "@/lib/transcript";
 import { Corrections } from "./Corrections";
 import { Speakers } from "./Speakers";
+import { Summary } from "./Summary";
 import { Transcript, type TranscriptHandle } from "./Transcript";
 
 const FORMATS = ["txt", "srt", "vtt", "json"] as const;
@@ -181,6 +182,7 @@ export function Result({ job, at, people, onJobChanged, onPeopleChanged }: Props
         }}
       />
       <Corrections jobId={job.id} result={result} corrections={corrections} names={names} status={correctionStatus} setStatus={setCorrectionStatus} onUndone={corrected} />
+      <Summary jobId={job.id} onSeek={seek} />
       <p className="muted small edit-hint">{t.editHint}</p>
       <Transcript
         ref={transcript}

@@ -219,6 +219,26 @@ export const en = {
   givenTo: (what: string, who: string) => `${what} given to ${who}`,
   wordOf: (n: number, line: string) => `Word ${n} of ${line}`,
   readsText: (what: string, q: string) => `${what} reads ${q}`,
+  // summary and ask (docs/intelligence.md)
+  summaryTitle: "Summary",
+  decisionsTitle: "Decisions",
+  actionsTitle: "Action items",
+  noneSaid: "None said.",
+  noOwner: "no owner named",
+  dueOn: (when: string) => `due ${when}`,
+  summaryWaiting: (status: string) => `The summary is not ready yet (${status}).`,
+  summaryAgain: "The summary is being made again after a change; this is the last one.",
+  summaryFailed: (why: string) => `No summary: ${why}`,
+  summaryLeftOut: (n: number) => `${plural(n, "claim", "claims")} left out: their citations did not check out.`,
+  citeLabel: (at: string, who: string) => `Play from ${at}, ${who}`,
+  askTitle: "Ask your meetings",
+  askLabel: "A question about your meetings",
+  askButton: "Ask",
+  asking: "Writing an answer from what was said…",
+  askDeclined: "Declined: the meetings found do not support an answer.",
+  askAnswered: (n: number) => `Answered from ${plural(n, "moment", "moments")}; each sentence cites its own.`,
+  askUnavailable: (why: string) => `Asking is not available now: ${why}`,
+  askDropped: (n: number) => `${plural(n, "sentence", "sentences")} left out: their citations did not check out.`,
 };
 
 export type Messages = typeof en;
