@@ -182,7 +182,9 @@ class ModelManager:
         from stages.engines.windowed import WindowedOptions
 
         m = self.settings.models
-        return WindowedOptions(vad=m.windowed_vad, shift_s=m.windowed_shift_s)
+        return WindowedOptions(
+            vad=m.windowed_vad, shift_s=m.windowed_shift_s, fill_gap_s=m.windowed_fill_gap_s
+        )
 
     def encoder_id(self) -> str:
         if self.fake():
