@@ -11,6 +11,7 @@ baseline) are the figures to read. DER and JER come from bench/eval.py's scoring
 (pyannote.metrics, collar 0 and 0.25 s, skip_overlap False) on the engine's `turns`.
 
 Recipes:
+- `auto`: what the worker runs with the default settings (stages/engines/auto.py);
 - `pyannote`: segmentation-3.0 + CAM++ in pyannote's pipeline (the production recipe
   with the packaged models; `pyannote-step05` is the same with a 0.5 segmentation step;
   `pyannote-fbank1` computes each chunk's fbank once for all its speakers);
@@ -73,6 +74,8 @@ def build(recipe: str) -> Any:
     from stages.engines.windowed import WindowedDiarizer, WindowedOptions
 
     manager = ModelManager(Settings())  # only for the packaged model paths
+    if recipe == "auto":  # the product's default: what the worker runs
+        return manager.diarizer()
     name, _, variant = recipe.partition("-")
     if name == "pyannote":
         step = 0.5 if "step05" in variant else 0.1

@@ -25,7 +25,8 @@ class SpectralOptions:
     max_speakers: int = 15
     min_cluster_size: int = 4  # smaller clusters are folded into the nearest larger one
     merge_cosine: float = 0.875  # clusters whose centroids are closer than this merge
-    # Below this many embeddings everything is one speaker (nothing to cluster on).
+    # Below this many embeddings everything is one speaker (nothing to cluster on), unless
+    # a minimum count (a caller's, or the windowed recipe's floor) says otherwise.
     min_points: int = 10
     max_points: int = 4000
     # Fewer embeddings than this (short audio) are clustered by average-linkage AHC on
@@ -137,7 +138,7 @@ def cluster(
                 "max_speakers": max(max_speakers or o.max_speakers, min_speakers or 1),
             }
         )
-    if n < o.min_points and not fixed:
+    if n < o.min_points and not fixed and o.min_speakers <= 1:
         return np.zeros(n, dtype=np.int64)
     if n > o.max_points:
         rng = np.random.default_rng(0)

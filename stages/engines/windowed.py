@@ -234,6 +234,10 @@ class WindowedDiarizer:
                 raise ModelUnavailable("the segmentation VAD needs segmentation-3.0 weights")
             self._vad = SegmentationVad(segmentation_path, device, shared[1] if shared else None)
 
+    def shared_models(self) -> tuple[CamppEmbedding, Any]:
+        """(CAM++, segmentation model) for another engine to share."""
+        return self._campp, self._vad.model if self._vad is not None else None
+
     def speech_regions(self, audio: np.ndarray) -> tuple[list[tuple[int, int]], Any]:
         """Speech regions in samples, and segmentation-3.0's chunks (None with Silero)."""
         if self._vad is not None:
