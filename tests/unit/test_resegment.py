@@ -123,3 +123,12 @@ def test_resegment_gives_overlap_in_turns_and_one_voice_in_exclusive_turns() -> 
     assert [k for *_, k in exclusive] == [0, 1]
     assert exclusive[0][1] == pytest.approx(exclusive[1][0])  # one voice at a time
     assert exclusive[0][0] == 0.0 and exclusive[1][1] == pytest.approx(20.0)
+
+
+def test_a_floor_splits_even_a_handful_of_windows() -> None:
+    rng = np.random.default_rng(3)
+    c1, c2 = rng.normal(size=192), rng.normal(size=192)
+    x = np.concatenate([c1 + 0.2 * rng.normal(size=(4, 192)), c2 + 0.2 * rng.normal(size=(4, 192))])
+    assert set(cluster(x).tolist()) == {0}  # 8 windows: one speaker, nothing to go on
+    two = cluster(x, min_speakers=2)
+    assert two.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
