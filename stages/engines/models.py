@@ -155,17 +155,19 @@ class ModelManager:
         from stages.engines.auto import auto_model_id
         from stages.engines.windowed import windowed_model_id
 
+        seg = self.segmentation_path() if m.windowed_vad == "pyannote" else None
         long_id = windowed_model_id(
-            self.embedding_path(), self.windowed_options(), self._fingerprints
+            self.embedding_path(), self.windowed_options(), self._fingerprints, seg
         )
+        if m.diarizer == "windowed":
+            return long_id
         short_id = windowed_model_id(
-            self.embedding_path(), self.short_windowed_options(), self._fingerprints
+            self.embedding_path(),
+            self.short_windowed_options(),
+            self._fingerprints,
+            self.segmentation_path(),
         )
-        return (
-            long_id
-            if m.diarizer == "windowed"
-            else auto_model_id(short_id, long_id, m.windowed_above_s)
-        )
+        return auto_model_id(short_id, long_id, m.windowed_above_s)
 
     def _recipe_id(self) -> str:
         from stages.engines import pyannote as pa

@@ -168,7 +168,20 @@ def resegment(
     any_on = on.any(axis=1)
     best = np.argmax(np.where(on, s, -np.inf), axis=1)
     solo[np.flatnonzero(any_on), best[any_on]] = True
-    return (
-        runs_to_turns(on, start_s, step_s, fill_gap_s),
-        runs_to_turns(solo, start_s, step_s, fill_gap_s),
+    return runs_to_turns(on, start_s, step_s, fill_gap_s), one_at_a_time(
+        runs_to_turns(solo, start_s, step_s, 0.0), fill_gap_s
     )
+
+
+def one_at_a_time(
+    runs: list[tuple[float, float, int]], fill_gap_s: float
+) -> list[tuple[float, float, int]]:
+    """Non-overlapping runs -> turns: a cluster's consecutive runs closer than fill_gap_s
+    join, only where nobody else speaks between them (so turns never overlap)."""
+    out: list[tuple[float, float, int]] = []
+    for s, e, k in sorted(runs):
+        if out and out[-1][2] == k and s - out[-1][1] <= fill_gap_s + 1e-9:
+            out[-1] = (out[-1][0], e, k)
+        else:
+            out.append((s, e, k))
+    return out

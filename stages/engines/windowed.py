@@ -29,7 +29,7 @@ from core.errors import ModelUnavailable
 from core.events import ProgressCallback
 from stages.engines.base import SAMPLE_RATE, l2_normalise
 from stages.engines.clustering import SpectralOptions, cluster
-from stages.engines.pyannote import CamppEmbedding, campp_model_id
+from stages.engines.pyannote import CamppEmbedding, campp_model_id, segmentation_id
 from stages.engines.resegment import local_speaker_floor, resegment
 
 HOP = 160  # fbank frame shift in samples (10 ms)
@@ -74,10 +74,18 @@ class WindowedOptions:
 
 
 def windowed_model_id(
-    embedding_path: Path, options: WindowedOptions, fingerprint_cache: Path | None = None
+    embedding_path: Path,
+    options: WindowedOptions,
+    fingerprint_cache: Path | None = None,
+    segmentation_path: Path | None = None,
 ) -> str:
+    """The recipe's id; with the segmentation VAD, segmentation-3.0's weights are part of
+    it (they decide the speech and, with `resegment`, the turns)."""
+    seg = ""
+    if options.vad == "pyannote" and segmentation_path is not None:
+        seg = segmentation_id(segmentation_path, fingerprint_cache) + "+"
     emb = campp_model_id(embedding_path, fingerprint_cache)
-    return f"vad-campp:{emb}/spectral-{options.tag()}"
+    return f"vad-campp:{seg}{emb}/spectral-{options.tag()}"
 
 
 def _join(spans: list[tuple[int, int]], n_samples: int) -> list[tuple[int, int]]:
@@ -225,7 +233,9 @@ class WindowedDiarizer:
         """`shared`: (CAM++, segmentation model) already loaded by another engine."""
         self.options = options or WindowedOptions()
         self.clustering = clustering or SpectralOptions()
-        self.model_id = windowed_model_id(embedding_path, self.options, fingerprint_cache)
+        self.model_id = windowed_model_id(
+            embedding_path, self.options, fingerprint_cache, segmentation_path
+        )
         self.embedding_model_id: str | None = campp_model_id(embedding_path, fingerprint_cache)
         self._campp = shared[0] if shared else CamppEmbedding(embedding_path, device)
         self._vad: SegmentationVad | None = None
@@ -325,6 +335,7 @@ class WindowedDiarizer:
                 turns=[], exclusive_turns=[], speakers=[], embedding_model=self.embedding_model_id
             )
         embeddings = self.embed_windows(audio, windows, progress)
+        progress("clustering", 0.96, 1.0)
         if chunks is not None and num_speakers is None and o.count_floor_s > 0:
             assert self._vad is not None
             floor = local_speaker_floor(
@@ -340,7 +351,7 @@ class WindowedDiarizer:
             max_speakers=max_speakers,
             options=self.clustering,
         )
-        progress("clustering", 1.0, 1.0)
+        progress("turns", 0.98, 1.0)
         if o.resegment and chunks is not None:
             assert self._vad is not None
             centres = np.array([(w.start + w.end) / 2 / SAMPLE_RATE for w in windows])
@@ -349,6 +360,7 @@ class WindowedDiarizer:
             )
         else:
             turns = exclusive = window_turns(windows, labels, o.fill_gap_s)
+        progress("turns", 1.0, 1.0)
         return self._result(turns, exclusive, labels, embeddings)
 
     def _result(

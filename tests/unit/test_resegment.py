@@ -10,6 +10,7 @@ from stages.engines.clustering import SpectralOptions, cluster
 from stages.engines.resegment import (
     local_speaker_floor,
     name_local_speakers,
+    one_at_a_time,
     resegment,
     runs_to_turns,
     top_speakers,
@@ -132,3 +133,9 @@ def test_a_floor_splits_even_a_handful_of_windows() -> None:
     assert set(cluster(x).tolist()) == {0}  # 8 windows: one speaker, nothing to go on
     two = cluster(x, min_speakers=2)
     assert two.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_exclusive_turns_join_across_silence_only() -> None:
+    runs = [(0.0, 1.0, 0), (1.1, 1.2, 1), (1.3, 2.0, 0), (2.1, 3.0, 0)]
+    # 0's runs around 1's 0.1 s stay apart; the 0.1 s of silence after 2.0 s closes
+    assert one_at_a_time(runs, 0.2) == [(0.0, 1.0, 0), (1.1, 1.2, 1), (1.3, 3.0, 0)]
