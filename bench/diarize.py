@@ -11,11 +11,15 @@ baseline) are the figures to read. DER and JER come from bench/eval.py's scoring
 (pyannote.metrics, collar 0 and 0.25 s, skip_overlap False) on the engine's `turns`.
 
 Recipes:
+- `auto`: what the worker runs with the default settings (stages/engines/auto.py);
 - `pyannote`: segmentation-3.0 + CAM++ in pyannote's pipeline (the production recipe
   with the packaged models; `pyannote-step05` is the same with a 0.5 segmentation step;
   `pyannote-fbank1` computes each chunk's fbank once for all its speakers);
-- `windowed`: Silero VAD -> 1.5 s CAM++ windows -> spectral clustering
-  (stages/engines/windowed.py); `windowed-s0.6` etc. change the window shift.
+- `windowed`: segmentation-3.0 VAD -> 1.5 s CAM++ windows -> spectral clustering
+  (stages/engines/windowed.py); options joined by `_` after the dash change it:
+  `s0.6` window shift, `w` window length, `g` same-speaker gap filled, `v` VAD threshold,
+  `t` segmentation step, `k` count-floor seconds (0: none), `silero`, `reseg`
+  (overlap-aware turns), `ahc<below>x<threshold>`; e.g. `windowed-reseg_t2.5_g0.2`.
 CPU seconds of the process are recorded beside the wall time (they depend less on how
 busy the machine is); `other load` is what every other program used, in cores.
 """
@@ -70,6 +74,8 @@ def build(recipe: str) -> Any:
     from stages.engines.windowed import WindowedDiarizer, WindowedOptions
 
     manager = ModelManager(Settings())  # only for the packaged model paths
+    if recipe == "auto":  # the product's default: what the worker runs
+        return manager.diarizer()
     name, _, variant = recipe.partition("-")
     if name == "pyannote":
         step = 0.5 if "step05" in variant else 0.1
@@ -86,6 +92,9 @@ def build(recipe: str) -> Any:
             if part == "silero":
                 kw["vad"] = "silero"
                 continue
+            if part == "reseg":  # overlap-aware turns from segmentation-3.0's local speakers
+                kw["resegment"] = True
+                continue
             if part.startswith("ahc"):  # ahc<below>x<threshold>, e.g. ahc100x0.5
                 below, _, thr = part[3:].partition("x")
                 ckw["ahc_below"] = int(below)
@@ -100,6 +109,7 @@ def build(recipe: str) -> Any:
                     "g": "fill_gap_s",
                     "v": "vad_threshold",
                     "t": "vad_step_s",
+                    "k": "count_floor_s",
                 }[key]
             ] = value
         return WindowedDiarizer(

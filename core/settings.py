@@ -74,6 +74,10 @@ class ModelSettings(BaseModel):
     # far-field audio; "silero": cheaper) and its window step in seconds.
     windowed_vad: Literal["pyannote", "silero"] = "pyannote"
     windowed_shift_s: float = Field(default=0.75, gt=0.0, le=1.5)
+    # Same-speaker turns of the windowed recipe closer than this many seconds become one
+    # turn (2 s measured best on the dev meetings; 1.5 s costs less on far-field excerpts
+    # with crosstalk, bench/README.md "Diarization at the best peer's level").
+    windowed_fill_gap_s: float = Field(default=2.0, ge=0.0, le=10.0)
     # Load every model when the worker starts instead of on first use.
     preload: bool = False
     # The residency budget: models that stay loaded between tasks. The others are unloaded

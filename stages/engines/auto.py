@@ -1,5 +1,5 @@
 """`auto`: one Diarizer that hands each recording to the recipe that measured best for its
-length (bench/README.md, "Speed")."""
+length (bench/README.md, "Diarization at the best peer's level")."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from stages.engines.windowed import WindowedDiarizer
 
 
 class AutoDiarizer:
-    """pyannote's pipeline for short recordings, the windowed recipe for long ones.
+    """One recipe for short recordings, another for long ones.
 
-    Measured on the dev audio (bench/README.md, "Speed"): on the 30 s AMI
-    excerpts and pyannote's sample, with several speakers talking over each other in a
-    few seconds, segmentation-3.0's local speaker separation is worth its cost and the
-    windowed recipe's clustering has too few windows to work with; from a minute of
-    meeting on, the windowed recipe is as accurate or better and 5-10x cheaper. Both share
-    one CAM++ and one segmentation model; the id names both and the switch point.
+    Measured on the dev audio (bench/README.md, "Diarization at the best peer's level"):
+    short far-field clips, where people talk over each other within seconds, need
+    overlap-aware turns (the windowed recipe with segmentation-3.0's local speakers), and
+    pauses are not a speaker's; on meetings the plain windowed recipe, with a speaker's
+    pauses of up to 2 s kept in the turn, is the more accurate. Both are the windowed
+    engine, sharing one CAM++ and one segmentation model (pyannote's pipeline can still be
+    given as `short`); the id names both and the switch point.
     """
 
     def __init__(self, short: Any, long: WindowedDiarizer, above_s: float) -> None:

@@ -25,7 +25,8 @@ class SpectralOptions:
     max_speakers: int = 15
     min_cluster_size: int = 4  # smaller clusters are folded into the nearest larger one
     merge_cosine: float = 0.875  # clusters whose centroids are closer than this merge
-    # Below this many embeddings everything is one speaker (nothing to cluster on).
+    # Below this many embeddings everything is one speaker (nothing to cluster on), unless
+    # a minimum count (a caller's, or the windowed recipe's floor) says otherwise.
     min_points: int = 10
     max_points: int = 4000
     # Fewer embeddings than this (short audio) are clustered by average-linkage AHC on
@@ -74,6 +75,8 @@ def _ahc(x: np.ndarray, k: int | None, o: SpectralOptions) -> np.ndarray:
         labels = fcluster(tree, t=k, criterion="maxclust")
     else:
         labels = fcluster(tree, t=1.0 - o.ahc_threshold, criterion="distance")
+        if len(np.unique(labels)) < o.min_speakers <= len(x):  # cut lower to reach it
+            labels = fcluster(tree, t=o.min_speakers, criterion="maxclust")
     return np.asarray(labels, dtype=np.int64) - 1
 
 
@@ -82,9 +85,12 @@ def _centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ids, _unit(np.stack([x[labels == i].mean(axis=0) for i in ids]))
 
 
-def _fold_small(x: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+def _fold_small(x: np.ndarray, labels: np.ndarray, min_size: int, keep: int = 1) -> np.ndarray:
+    """Clusters under min_size points join their nearest larger one; the `keep` largest
+    stay whatever their size (a speaker count floor)."""
     ids, counts = np.unique(labels, return_counts=True)
-    big = ids[counts >= min_size]
+    largest = np.argsort(-counts, kind="stable")[: max(keep, 0)]
+    big = ids[(counts >= min_size) | np.isin(np.arange(len(ids)), largest)]
     if len(big) == len(ids):
         return labels
     if len(big) == 0:
@@ -132,7 +138,7 @@ def cluster(
                 "max_speakers": max(max_speakers or o.max_speakers, min_speakers or 1),
             }
         )
-    if n < o.min_points and not fixed:
+    if n < o.min_points and not fixed and o.min_speakers <= 1:
         return np.zeros(n, dtype=np.int64)
     if n > o.max_points:
         rng = np.random.default_rng(0)
@@ -145,7 +151,7 @@ def cluster(
     else:
         labels = _spectral(x, num_speakers, o)
     if not fixed:
-        labels = _fold_small(x, labels, o.min_cluster_size)
+        labels = _fold_small(x, labels, o.min_cluster_size, o.min_speakers)
         labels = _merge_close(x, labels, o.merge_cosine, o.min_speakers)
     # renumber in order of first appearance
     order: dict[int, int] = {}

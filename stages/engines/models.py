@@ -156,15 +156,19 @@ class ModelManager:
         from stages.engines.auto import auto_model_id
         from stages.engines.windowed import windowed_model_id
 
-        short_id = self._recipe_id() if m.diarizer == "auto" else ""
+        seg = self.segmentation_path() if m.windowed_vad == "pyannote" else None
         long_id = windowed_model_id(
-            self.embedding_path(), self.windowed_options(), self._fingerprints
+            self.embedding_path(), self.windowed_options(), self._fingerprints, seg
         )
-        return (
-            long_id
-            if m.diarizer == "windowed"
-            else auto_model_id(short_id, long_id, m.windowed_above_s)
+        if m.diarizer == "windowed":
+            return long_id
+        short_id = windowed_model_id(
+            self.embedding_path(),
+            self.short_windowed_options(),
+            self._fingerprints,
+            self.segmentation_path(),
         )
+        return auto_model_id(short_id, long_id, m.windowed_above_s)
 
     def _recipe_id(self) -> str:
         from stages.engines import pyannote as pa
@@ -183,7 +187,25 @@ class ModelManager:
         from stages.engines.windowed import WindowedOptions
 
         m = self.settings.models
-        return WindowedOptions(vad=m.windowed_vad, shift_s=m.windowed_shift_s)
+        return WindowedOptions(
+            vad=m.windowed_vad, shift_s=m.windowed_shift_s, fill_gap_s=m.windowed_fill_gap_s
+        )
+
+    def short_windowed_options(self) -> WindowedOptions:
+        """`auto`'s recipe below windowed_above_s: the windowed recipe with overlap-aware
+        turns (segmentation-3.0 at a 2.5 s step, its local speakers named by the window
+        clusters), pauses of 0.2 s joined: on short far-field clips, where people talk
+        over each other, it measured within pyannote's pipeline + 1 point on every dev clip
+        at a fifth of its CPU (bench/README.md, "Diarization at the best peer's level")."""
+        from stages.engines.windowed import WindowedOptions
+
+        return WindowedOptions(
+            vad="pyannote",
+            vad_step_s=2.5,
+            shift_s=self.settings.models.windowed_shift_s,
+            fill_gap_s=0.2,
+            resegment=True,
+        )
 
     def encoder_id(self) -> str:
         if self.fake():
@@ -243,20 +265,26 @@ class ModelManager:
                     device=self.device(),
                     fingerprint_cache=self._fingerprints,
                 )
-            recipe = PyannoteDiarizer.from_recipe(
-                self.segmentation_path(),
-                self.embedding_path(),
-                threshold=m.clustering_threshold,
-                min_cluster_size=m.min_cluster_size,
-                segmentation_step=m.segmentation_step,
-                device=self.device(),
-                fingerprint_cache=self._fingerprints,
-            )
             if m.diarizer == "pyannote":
-                return recipe
+                return PyannoteDiarizer.from_recipe(
+                    self.segmentation_path(),
+                    self.embedding_path(),
+                    threshold=m.clustering_threshold,
+                    min_cluster_size=m.min_cluster_size,
+                    segmentation_step=m.segmentation_step,
+                    device=self.device(),
+                    fingerprint_cache=self._fingerprints,
+                )
             from stages.engines.auto import AutoDiarizer
             from stages.engines.windowed import WindowedDiarizer
 
+            short = WindowedDiarizer(
+                self.embedding_path(),
+                self.segmentation_path(),
+                options=self.short_windowed_options(),
+                device=self.device(),
+                fingerprint_cache=self._fingerprints,
+            )
             long = WindowedDiarizer(
                 self.embedding_path(),
                 self.segmentation_path() if m.windowed_vad == "pyannote" else None,
@@ -264,9 +292,9 @@ class ModelManager:
                 device=self.device(),
                 fingerprint_cache=self._fingerprints,
                 # one CAM++ and one segmentation model in memory, not two of each
-                shared=(recipe.pipeline._embedding, recipe.pipeline._segmentation.model),
+                shared=short.shared_models(),
             )
-            return AutoDiarizer(recipe, long, m.windowed_above_s)
+            return AutoDiarizer(short, long, m.windowed_above_s)
 
         return self._once("diarizer", load)
 

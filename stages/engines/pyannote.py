@@ -61,6 +61,15 @@ def campp_model_id(embedding_path: Path, fingerprint_cache: Path | None = None) 
     return f"campp:{embedding_path.stem}@{weights_fingerprint(embedding_path, fingerprint_cache)}"
 
 
+def segmentation_id(segmentation_path: Path, fingerprint_cache: Path | None = None) -> str:
+    seg = _require(
+        _segmentation_weights(segmentation_path),
+        "SCRIBE_MODELS__SEGMENTATION_PATH",
+        "pyannote segmentation weights",
+    )
+    return f"{segmentation_path.name}@{weights_fingerprint(seg, fingerprint_cache)}"
+
+
 def recipe_model_id(
     segmentation_path: Path,
     embedding_path: Path,
@@ -70,12 +79,7 @@ def recipe_model_id(
     segmentation_step: float = 0.1,
     fingerprint_cache: Path | None = None,
 ) -> str:
-    seg = _require(
-        _segmentation_weights(segmentation_path),
-        "SCRIBE_MODELS__SEGMENTATION_PATH",
-        "pyannote segmentation weights",
-    )
-    seg_id = f"{segmentation_path.name}@{weights_fingerprint(seg, fingerprint_cache)}"
+    seg_id = segmentation_id(segmentation_path, fingerprint_cache)
     emb_id = campp_model_id(embedding_path, fingerprint_cache)
     # Clustering options change the output, so they belong to the id (and the artifact key).
     step = "" if segmentation_step == 0.1 else f"-step{segmentation_step:g}"

