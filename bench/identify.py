@@ -163,7 +163,8 @@ def trials(audio: dict[str, Any], encoder: Any) -> list[Trial]:
 
 
 def diarize_all(targets: list[str], audio: dict[str, Any], fresh: bool) -> dict[str, Any]:
-    """target -> {"centroid": Diarization, "clean": Diarization} (JSON-cached)."""
+    """target -> {"centroid": Diarization, "clean": Diarization}: the diarizer's output is
+    JSON-cached, the clean-speech embeddings are made again each run (stages/voice.py)."""
     from core.artifacts import Diarization
     from core.events import no_progress
     from core.settings import Settings
@@ -185,11 +186,12 @@ def diarize_all(targets: list[str], audio: dict[str, Any], fresh: bool) -> dict[
                 audio[t], num_speakers=None, min_speakers=None, max_speakers=None,
                 progress=no_progress,
             )  # fmt: skip
-            clean = voice.with_clean_embeddings(audio[t], d, manager.encoder())
-            cached[t] = {"centroid": d.model_dump(), "clean": clean.model_dump()}
+            cached[t] = {"centroid": d.model_dump()}
             CACHE.parent.mkdir(parents=True, exist_ok=True)
             CACHE.write_text(json.dumps({"diarizer": key, "files": cached}))
-        out[t] = {k: Diarization.model_validate(v) for k, v in cached[t].items()}
+        centroid = Diarization.model_validate(cached[t]["centroid"])
+        clean = voice.with_clean_embeddings(audio[t], centroid, manager.encoder())
+        out[t] = {"centroid": centroid, "clean": clean}
     return out
 
 

@@ -20,8 +20,9 @@ EDGE_S = 0.25
 # Clean pieces shorter than this (after trimming) are left out: too little to embed.
 MIN_PIECE_S = 0.5
 # A speaker's embedding is made from at most this much clean speech (the longest pieces):
-# more changes the embedding little and costs time on long meetings.
-MAX_CLEAN_S = 120.0
+# more changes the embedding little and costs time on long meetings (30 s: 10 CPU s for
+# the ten speakers of a 12 min meeting; bench/README.md, "Identification on meeting audio").
+MAX_CLEAN_S = 30.0
 # Enrollment: a clip with less detected speech than this is refused.
 MIN_ENROLL_SPEECH_S = 3.0
 # Enrollment: a clip whose embedding scores below this (cosine) against the mean of the
