@@ -193,3 +193,18 @@ def test_clips_of_two_people_are_named() -> None:
     assert voice.disagreeing_clips([a, a * 0.9 + b * 0.1, a]) == []
     odd = voice.disagreeing_clips([a, a, b])
     assert [n for n, _ in odd] == [3]
+
+
+@pytest.mark.parametrize(("clean", "suggested"), [(3.0, True), (0.5, False)])
+def test_too_little_clean_speech_is_at_most_a_suggestion(clean: float, suggested: bool) -> None:
+    # a clear match by its scores, but under the 5 s of clean speech that naming needs:
+    # "Alice?" with 1 s or more, nothing below (overlap and turn edges only)
+    d = diarization(speaker("S1", unit(1, 0.05, 0), clean=clean))
+    rules = IdentifyRules(0.5, min_clean_s=5.0, suggest_below=0.1)
+    result = identify.run(
+        d, [vp("alice", 1, 0, 0)], threshold=0.5, embedding_model=MODEL, rules=rules
+    )
+    m = match(result, "S1")
+    assert m.speaker_id is None and m.name is None
+    assert (m.suggestion is not None) is suggested
+    assert m.why == f"{clean:.1f} s of clean speech, 5 s needed"
