@@ -105,6 +105,16 @@ def calibrate(
     except ScribeError as exc:
         raise fail(exc.message) from None
     _show_calibration(result)
+    from stages.identify import SHIPPED_THRESHOLDS
+
+    shipped = SHIPPED_THRESHOLDS.get(result["model"])
+    if shipped is not None and result["threshold"] < shipped:
+        err.print(
+            f"[yellow]Note:[/] this is lower than the {shipped:.3f} shipped for this model,"
+            " which was calibrated on meeting audio too (docs/models.md, 'Identification"
+            " rules'); storing it names more people, and strangers more often, on"
+            " distant-microphone recordings unless the audio given here is like them."
+        )
     if output:
         result_with_report = {**result, "markdown": calibration.markdown(result)}
         output.write_text(json.dumps(result_with_report, indent=2) + "\n", encoding="utf-8")

@@ -99,6 +99,9 @@ class DiarizedSpeaker(BaseModel):
     label: str  # "S1", "S2", ... in order of first appearance
     talk_time_s: float
     embedding: list[float] | None = None  # cluster centroid, for `identify`
+    # Seconds of clean speech (alone, away from turn edges) the embedding was made from;
+    # None: a centroid of all the speaker's windows (older artifacts, other encoders).
+    clean_speech_s: float | None = None
 
 
 class Diarization(BaseModel):
@@ -133,18 +136,34 @@ class Transcript(BaseModel):
     segments: list[TranscriptSegment]
 
 
+class Suggestion(BaseModel):
+    """An enrolled person a speaker sounds like, not sure enough to be named: shown as
+    "Alice?" until a person confirms it (a rename)."""
+
+    speaker_id: str
+    name: str
+    score: float  # cosine similarity with their voiceprint (as ResultSpeaker.confidence)
+    snorm: float | None = None  # the s-norm score identify decided on, where it applies
+
+
 class SpeakerMatch(BaseModel):
     label: str  # diarization label, "S1"
     speaker_id: str | None = None  # enrolled voiceprint id
     name: str | None = None
-    score: float | None = None  # cosine similarity of the best candidate
+    score: float | None = None  # the best candidate's score (s-norm where a cohort is shipped)
+    cosine: float | None = None  # the best candidate's cosine similarity
+    suggestion: Suggestion | None = None  # unnamed, but close to this person
+    why: str | None = None  # unnamed: which rule held the name back
 
 
 class Identification(BaseModel):
     schema_version: Literal[1] = 1
-    threshold: float
+    threshold: float  # on `score`
     embedding_model: str | None = None
     matches: list[SpeakerMatch]
+    # The rules the names were decided by (stages/identify.py IdentifyRules); None in
+    # artifacts made before them (plain cosine against `threshold`).
+    rules: dict[str, float | str] | None = None
 
 
 class ResultWord(BaseModel):
@@ -169,6 +188,7 @@ class ResultSpeaker(BaseModel):
     speaker_id: str | None = None
     confidence: float | None = None
     talk_time_s: float
+    suggestion: Suggestion | None = None  # "Alice?": unnamed, confirm with a rename
 
 
 class ProvenanceEntry(BaseModel):

@@ -64,6 +64,7 @@ def _rename_speaker(
                 "speaker_id": rename.speaker_id,
                 # A person said who this is: no longer a guess from a voiceprint.
                 "confidence": None,
+                "suggestion": None,
             }
         )
         if s.id == rename.speaker

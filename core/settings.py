@@ -231,8 +231,10 @@ class Settings(BaseSettings):
     # new ones get a 503. Per-client limits belong to the proxy (traefik.yml).
     max_connections: int = 1000
     # Cosine threshold for naming a speaker. None: the value calibrated for the embedding
-    # model in use (`scribe calibrate`), else the one shipped for a packaged model (0.451
-    # for CAM++), else 0.6. Set it to override the calibration.
+    # model in use (`scribe calibrate`), else the one shipped for a packaged model (0.551
+    # for CAM++, calibrated on meeting audio too), else 0.6. Set it to override the
+    # calibration. With the packaged CAM++, the s-norm, margin and clean-speech rules
+    # apply as well (docs/models.md, "Identification rules").
     identify_threshold: float | None = None
     # Events kept per job for late or reconnecting SSE clients.
     events_maxlen: int = 2000

@@ -30,6 +30,7 @@ from stages import diarize as diarize_stage
 from stages import identify as identify_stage
 from stages import merge as merge_stage
 from stages import transcribe as transcribe_stage
+from stages import voice
 from storage.artifacts import ArtifactStore, StoredObject, upload_key
 
 if TYPE_CHECKING:
@@ -80,7 +81,10 @@ def diarize(si: StageInput) -> StoredObject:
     except ValueError as exc:
         raise BadInput(f"invalid speaker counts: {exc}") from exc
     audio = _load_audio(store, decoded)
-    result = diarize_stage.run(audio, params, si.state.models.diarizer(), si.progress)
+    models = si.state.models
+    # The named fake engines keep their scripted embeddings.
+    encoder = None if models.fake() else models.encoder()
+    result = diarize_stage.run(audio, params, models.diarizer(), si.progress, encoder)
     return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
 
 
@@ -102,11 +106,14 @@ def identify(si: StageInput) -> StoredObject:
         identify_stage.Voiceprint(id=i, name=n, model=m, embedding=e)
         for i, n, m, e in si.params["voiceprint_list"]
     ]
+    threshold = float(si.params["threshold"])
+    rules = identify_stage.IdentifyRules.from_params(threshold, si.params.get("rules"))
     result = identify_stage.run(
         diarization,
         voiceprints,
-        threshold=float(si.params["threshold"]),
+        threshold=threshold,
         embedding_model=si.state.models.encoder_id(),
+        rules=rules,
     )
     return store.put_json(f"{si.key_dir}/{ARTIFACT}", result)
 
@@ -168,4 +175,5 @@ def enroll(
             left -= samples / 16000
             clips.append(decode_stage.load_wav(wav))
     encoder = state.models.encoder()
-    return identify_stage.enroll_embedding(clips, encoder), encoder.model_id
+    # Speech only, one person (a tone, silence or two voices are refused, saying which).
+    return voice.enroll_voiceprint(clips, encoder), encoder.model_id

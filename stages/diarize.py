@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.artifacts import Diarization
 from core.errors import BadInput
 from core.events import ProgressCallback
-from stages.engines.base import SAMPLE_RATE, Diarizer
+from stages.engines.base import SAMPLE_RATE, Diarizer, SpeakerEncoder
+from stages.voice import with_clean_embeddings
 
 # Below this the segmentation model has nothing to work with; answer "nobody spoke".
 MIN_AUDIO_S = 0.5
@@ -45,18 +46,29 @@ class DiarizeParams(BaseModel):
             raise BadInput(f"invalid speaker counts: {problems}") from None
 
 
+# In the artifact's params: how each speaker's embedding is made (stages/voice.py).
+SPEAKER_EMBEDDING = "clean-speech-v1"
+
+
 def run(
-    audio: np.ndarray, params: DiarizeParams, engine: Diarizer, progress: ProgressCallback
+    audio: np.ndarray,
+    params: DiarizeParams,
+    engine: Diarizer,
+    progress: ProgressCallback,
+    encoder: SpeakerEncoder | None = None,
 ) -> Diarization:
+    """Who spoke when; with `encoder` (the diarizer's embedding model), each speaker's
+    embedding is made again from their clean speech only (stages/voice.py)."""
     if len(audio) < MIN_AUDIO_S * SAMPLE_RATE:
         progress("discrete_diarization", 1.0, 1.0)
         return Diarization(
             turns=[], exclusive_turns=[], speakers=[], embedding_model=engine.embedding_model_id
         )
-    return engine.diarize(
+    result = engine.diarize(
         audio,
         num_speakers=params.num_speakers,
         min_speakers=params.min_speakers,
         max_speakers=params.max_speakers,
         progress=progress,
     )
+    return with_clean_embeddings(audio, result, encoder) if encoder is not None else result

@@ -212,8 +212,12 @@ def _speakers(
                 id=label,
                 name=named.name if named else None,
                 speaker_id=named.speaker_id if named else None,
-                confidence=named.score if named else None,
+                # the cosine (0-1) where identify recorded one: s-norm scores are not shares
+                confidence=(named.cosine if named.cosine is not None else named.score)
+                if named
+                else None,
                 talk_time_s=round(seconds, 3),
+                suggestion=m.suggestion if m is not None and named is None else None,
             )
         )
     return result

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from core.jobs import Job
 from stages import compute, embed, summarize
 from stages.contract import StageSpec
-from stages.identify import resolve_threshold
+from stages.diarize import SPEAKER_EMBEDDING
+from stages.identify import resolve_threshold, shipped_rules
 
 if TYPE_CHECKING:
     from stages.runtime import WorkerState
@@ -24,11 +25,13 @@ async def _describe_decode(state: WorkerState, job: Job) -> tuple[dict[str, Any]
 
 async def _describe_diarize(state: WorkerState, job: Job) -> tuple[dict[str, Any], str | None]:
     p = job.params
-    params = {
+    params: dict[str, Any] = {
         "num_speakers": p.num_speakers,
         "min_speakers": p.min_speakers,
         "max_speakers": p.max_speakers,
     }
+    if not state.models.fake():
+        params["speaker_embedding"] = SPEAKER_EMBEDDING
     return params, await asyncio.to_thread(state.models.diarizer_id)
 
 
@@ -61,6 +64,8 @@ async def _describe_identify(state: WorkerState, job: Job) -> tuple[dict[str, An
     params = {
         "threshold": threshold,
         "threshold_source": source,
+        # s-norm, margin and clean speech where a cohort is shipped for the encoder
+        "rules": shipped_rules(threshold, model).as_params(),
         "voiceprints": digest,
         "voiceprint_list": prints,
     }

@@ -60,6 +60,7 @@ async def test_rename_applies_to_every_format(
         "speaker_id": None,
         "confidence": None,
         "talk_time_s": 0.5,
+        "suggestion": None,  # a rename replaces any suggested name
     }
     result = (await client.get(f"/v1/jobs/{job.id}/result")).json()
     assert [(s["id"], s["name"]) for s in result["speakers"]] == [("S1", "Alice"), ("S2", None)]

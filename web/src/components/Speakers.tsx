@@ -65,13 +65,34 @@ export function Speakers({ job, result, colour, names, people, status, setStatus
             t.talking(clock(s.talk_time_s)),
             s.speaker_id ? (s.confidence != null ? t.recognised(Math.round(100 * s.confidence)) : t.knownVoice) : null,
           ].filter(Boolean);
+          // Close to an enrolled person but below what names them: "Alice?", never their name
+          // until someone confirms it (the rename, linked to that voiceprint).
+          const hint = !s.speaker_id && !s.name ? s.suggestion : null;
+          const confirm = async () => {
+            if (!hint) return;
+            try {
+              await Api.rename(job.id, s.id, { name: hint.name, speaker_id: hint.speaker_id, remember: false });
+            } catch (err) {
+              setStatus({ text: (err as Error).message, bad: true });
+              return;
+            }
+            setStatus({ text: t.renamed(shown, hint.name, false), bad: false });
+            await onRenamed(false);
+            focusRename(s.id);
+          };
           return (
             <li key={s.id} data-speaker={s.id}>
               {swatch}
               <span className="speaker-label">
                 <span className="speaker-name">{shown}</span>
                 <span className="speaker-facts">{facts.join(" · ")}</span>
+                {hint && <span className="speaker-suggestion">{t.suggested(hint.name, Math.round(100 * hint.score))}</span>}
               </span>
+              {hint && (
+                <button type="button" className="quiet confirm" aria-label={t.confirmSuggestionLabel(shown, hint.name)} onClick={() => void confirm()}>
+                  {t.confirmSuggestion(hint.name)}
+                </button>
+              )}
               <button type="button" className="quiet rename" aria-label={t.renameLabel(shown)} onClick={() => setRenaming(s.id)}>
                 {t.rename}
               </button>

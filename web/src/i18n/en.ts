@@ -166,6 +166,10 @@ export const en = {
   talking: (d: string) => `${d} talking`,
   recognised: (pct: number) => `recognised (${pct}% match)`,
   knownVoice: "known voice",
+  // identification: close to an enrolled person, not sure enough to write their name
+  suggested: (name: string, pct: number) => `${name}? (${pct}% match, not confirmed)`,
+  confirmSuggestion: (name: string) => `It is ${name}`,
+  confirmSuggestionLabel: (label: string, name: string) => `Confirm that ${label} is ${name}`,
   rename: "Rename",
   renameLabel: (name: string) => `Rename ${name}`,
   newNameFor: (name: string) => `New name for ${name}`,
