@@ -12,18 +12,27 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from taskiq import AsyncBroker
 
 from core.artifacts import LiveDraft, LiveDraftLine
 from core.events import Caption, CaptionWord, JobEvent
+from core.keys import artifact_key
 from events.live import REFRESH_S, LiveRoom, end_meeting
 from stages import identify
 from stages.live.asr import LocalAgreement, Pass, transcriber_words
 from stages.live.speakers import OnlineSpeakers
 from stages.runtime import WorkerState
-from storage.live import BYTES_PER_SECOND, LiveRecording, LiveSession, draft_key, session_key
+from storage.live import (
+    BYTES_PER_SECOND,
+    LIVE_DRAFT_STAGE,
+    LiveRecording,
+    LiveSession,
+    draft_key,
+    session_key,
+)
 
 log = logging.getLogger("scribe.live")
 
@@ -199,7 +208,24 @@ async def _follow(
     stopped = await asyncio.to_thread(recording.stopped)
     duration = stopped.duration_s if stopped is not None else asr.audio_s
     result = LiveDraft(duration_s=duration, model=model_id, lines=draft.lines)
-    await asyncio.to_thread(state.store.put_json, draft_key(job_id), result)
+    stored = await asyncio.to_thread(state.store.put_json, draft_key(job_id), result)
+    # Listed with the job's artifacts (GET /v1/jobs/{id}/artifacts), with its provenance,
+    # beside the transcript that replaces it on the page.
+    params = {"window_s": live.window_s, "step_s": live.step_s, "beam_size": live.beam_size}
+    await state.records.record_artifact(
+        job_id=job_id,
+        stage=LIVE_DRAFT_STAGE,
+        key=artifact_key(LIVE_DRAFT_STAGE, inputs=[stored.sha256], params=params, model=model_id),
+        uri=stored.uri,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        params=params,
+        model=model_id,
+        inputs=[],
+        started_at=datetime.fromtimestamp(session.started_at, UTC),
+        finished_at=datetime.now(UTC),
+        worker=state.name,
+    )
     await state.bus.publish(
         JobEvent(
             type="live.ended",
