@@ -23,7 +23,7 @@ from core.keys import artifact_key
 from events.live import REFRESH_S, LiveRoom, end_meeting
 from stages import identify
 from stages.live.asr import LocalAgreement, Pass, transcriber_words
-from stages.live.speakers import OnlineSpeakers
+from stages.live.speakers import OnlineSpeakers, split_at_pauses
 from stages.runtime import WorkerState
 from storage.live import (
     BYTES_PER_SECOND,
@@ -144,28 +144,40 @@ async def _follow(
     last_audio = last_hold = time.monotonic()
     shown: list[CaptionWord] = []
 
+    async def caption(
+        words: list[CaptionWord], unstable: list[CaptionWord], who: str | None
+    ) -> None:
+        name = speakers.name_of(who) if speakers is not None else None
+        event = JobEvent(
+            type="live.caption",
+            job_id=job_id,
+            caption=Caption(
+                final=words,
+                unstable=unstable,
+                speaker=who,
+                name=name,
+                audio_s=round(asr.audio_s, 3),
+            ),
+        )
+        try:
+            await state.bus.publish(event)
+        except Exception as exc:  # a caption lost to a Redis hiccup is not worth stopping for
+            log.warning("job %s: could not publish a caption: %s", job_id, exc)
+
     async def publish(result: Pass) -> None:
         nonlocal shown
         if not result.final and result.unstable == shown:
             return
-        speaker = None
-        if result.final:
-            if speakers is not None:
-                speaker = await asyncio.to_thread(speakers.assign, result.audio)
-            draft.add(result.final, speaker)
         shown = result.unstable
-        name = speakers.name_of(speaker) if speakers is not None else None
-        caption = Caption(
-            final=result.final,
-            unstable=result.unstable,
-            speaker=speaker,
-            name=name,
-            audio_s=round(asr.audio_s, 3),
-        )
-        try:
-            await state.bus.publish(JobEvent(type="live.caption", job_id=job_id, caption=caption))
-        except Exception as exc:  # a caption lost to a Redis hiccup is not worth stopping for
-            log.warning("job %s: could not publish a caption: %s", job_id, exc)
+        if not result.final:
+            await caption([], result.unstable, None)
+            return
+        # One speaker per stretch between pauses: a pass's final words may span a turn.
+        runs = split_at_pauses(result.final, result.audio)
+        for i, (words, audio) in enumerate(runs):
+            who = await asyncio.to_thread(speakers.assign, audio) if speakers is not None else None
+            draft.add(words, who)
+            await caption(words, result.unstable if i == len(runs) - 1 else [], who)
 
     while True:
         got = False
