@@ -18,6 +18,9 @@ from pydantic import BaseModel, Field
 
 from storage.artifacts import ArtifactStore, StoredObject, job_prefix, upload_key
 
+# The name the live draft is recorded under among the job's artifacts: not a stage of the
+# graph (nothing reads it as an input), the live worker's output.
+LIVE_DRAFT_STAGE = "live"
 SAMPLE_RATE = 16000
 BYTES_PER_SECOND = SAMPLE_RATE * 2  # 16-bit mono
 _CHUNK_NAME = re.compile(r"(\d{8})\.pcm$")

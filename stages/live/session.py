@@ -12,18 +12,27 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from taskiq import AsyncBroker
 
 from core.artifacts import LiveDraft, LiveDraftLine
 from core.events import Caption, CaptionWord, JobEvent
+from core.keys import artifact_key
 from events.live import REFRESH_S, LiveRoom, end_meeting
 from stages import identify
 from stages.live.asr import LocalAgreement, Pass, transcriber_words
-from stages.live.speakers import OnlineSpeakers
+from stages.live.speakers import OnlineSpeakers, split_at_pauses
 from stages.runtime import WorkerState
-from storage.live import BYTES_PER_SECOND, LiveRecording, LiveSession, draft_key, session_key
+from storage.live import (
+    BYTES_PER_SECOND,
+    LIVE_DRAFT_STAGE,
+    LiveRecording,
+    LiveSession,
+    draft_key,
+    session_key,
+)
 
 log = logging.getLogger("scribe.live")
 
@@ -135,28 +144,40 @@ async def _follow(
     last_audio = last_hold = time.monotonic()
     shown: list[CaptionWord] = []
 
+    async def caption(
+        words: list[CaptionWord], unstable: list[CaptionWord], who: str | None
+    ) -> None:
+        name = speakers.name_of(who) if speakers is not None else None
+        event = JobEvent(
+            type="live.caption",
+            job_id=job_id,
+            caption=Caption(
+                final=words,
+                unstable=unstable,
+                speaker=who,
+                name=name,
+                audio_s=round(asr.audio_s, 3),
+            ),
+        )
+        try:
+            await state.bus.publish(event)
+        except Exception as exc:  # a caption lost to a Redis hiccup is not worth stopping for
+            log.warning("job %s: could not publish a caption: %s", job_id, exc)
+
     async def publish(result: Pass) -> None:
         nonlocal shown
         if not result.final and result.unstable == shown:
             return
-        speaker = None
-        if result.final:
-            if speakers is not None:
-                speaker = await asyncio.to_thread(speakers.assign, result.audio)
-            draft.add(result.final, speaker)
         shown = result.unstable
-        name = speakers.name_of(speaker) if speakers is not None else None
-        caption = Caption(
-            final=result.final,
-            unstable=result.unstable,
-            speaker=speaker,
-            name=name,
-            audio_s=round(asr.audio_s, 3),
-        )
-        try:
-            await state.bus.publish(JobEvent(type="live.caption", job_id=job_id, caption=caption))
-        except Exception as exc:  # a caption lost to a Redis hiccup is not worth stopping for
-            log.warning("job %s: could not publish a caption: %s", job_id, exc)
+        if not result.final:
+            await caption([], result.unstable, None)
+            return
+        # One speaker per stretch between pauses: a pass's final words may span a turn.
+        runs = split_at_pauses(result.final, result.audio)
+        for i, (words, audio) in enumerate(runs):
+            who = await asyncio.to_thread(speakers.assign, audio) if speakers is not None else None
+            draft.add(words, who)
+            await caption(words, result.unstable if i == len(runs) - 1 else [], who)
 
     while True:
         got = False
@@ -199,7 +220,24 @@ async def _follow(
     stopped = await asyncio.to_thread(recording.stopped)
     duration = stopped.duration_s if stopped is not None else asr.audio_s
     result = LiveDraft(duration_s=duration, model=model_id, lines=draft.lines)
-    await asyncio.to_thread(state.store.put_json, draft_key(job_id), result)
+    stored = await asyncio.to_thread(state.store.put_json, draft_key(job_id), result)
+    # Listed with the job's artifacts (GET /v1/jobs/{id}/artifacts), with its provenance,
+    # beside the transcript that replaces it on the page.
+    params = {"window_s": live.window_s, "step_s": live.step_s, "beam_size": live.beam_size}
+    await state.records.record_artifact(
+        job_id=job_id,
+        stage=LIVE_DRAFT_STAGE,
+        key=artifact_key(LIVE_DRAFT_STAGE, inputs=[stored.sha256], params=params, model=model_id),
+        uri=stored.uri,
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        params=params,
+        model=model_id,
+        inputs=[],
+        started_at=datetime.fromtimestamp(session.started_at, UTC),
+        finished_at=datetime.now(UTC),
+        worker=state.name,
+    )
     await state.bus.publish(
         JobEvent(
             type="live.ended",

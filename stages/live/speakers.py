@@ -14,14 +14,41 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.artifacts import Diarization, DiarizedSpeaker
+from core.events import CaptionWord
 from stages import identify
 from stages.engines.base import SAMPLE_RATE, SpeakerEncoder, l2_normalise
 
 # A stretch shorter than this gives an unreliable embedding: it keeps the last speaker.
 MIN_EMBED_S = 1.0
+# A pause at least this long between two final words may be a change of speaker.
+PAUSE_S = 0.5
 # Cosine similarity to a centroid at or above which a stretch joins that speaker. Same-voice
 # CAM++ pairs of a few seconds sit well above, different voices well below (docs/models.md).
 JOIN_COSINE = 0.5
+
+
+def split_at_pauses(
+    words: list[CaptionWord], audio: np.ndarray | None, pause_s: float = PAUSE_S
+) -> list[tuple[list[CaptionWord], np.ndarray | None]]:
+    """The words (and their audio, which starts at the first word) cut at pauses, each
+    piece with its own audio, so that each can be given its own speaker."""
+    if not words:
+        return []
+    runs: list[list[CaptionWord]] = [[words[0]]]
+    for prev, word in zip(words, words[1:], strict=False):
+        if word.start - prev.end >= pause_s:
+            runs.append([])
+        runs[-1].append(word)
+    origin = words[0].start
+    out: list[tuple[list[CaptionWord], np.ndarray | None]] = []
+    for run in runs:
+        piece = None
+        if audio is not None:
+            a = max(0, int((run[0].start - origin) * SAMPLE_RATE))
+            b = max(a, int((run[-1].end - origin) * SAMPLE_RATE))
+            piece = audio[a:b]
+        out.append((run, piece))
+    return out
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from core.events import CaptionWord
 from stages.identify import Voiceprint
 from stages.live.asr import LocalAgreement, agreed_prefix
-from stages.live.speakers import OnlineSpeakers
+from stages.live.speakers import OnlineSpeakers, split_at_pauses
 from storage.artifacts import ArtifactStore, upload_key
 from storage.live import LiveRecording, LiveSession
 
@@ -127,6 +127,21 @@ def test_online_speakers_cluster_and_name_with_identify_rules() -> None:
     # Ada's voiceprint matches the second voice only: the first stays unnamed.
     assert speakers.name_of("SPEAKER_2") == "Ada"
     assert speakers.name_of("SPEAKER_1") is None
+
+
+def test_final_words_are_cut_at_pauses_with_their_audio() -> None:
+    words = [
+        CaptionWord(start=10.0, end=10.4, word="one"),
+        CaptionWord(start=10.5, end=10.9, word="two"),
+        CaptionWord(start=12.0, end=12.5, word="three"),
+    ]
+    audio = np.arange(int(2.5 * SR), dtype=np.float32)  # from 10.0 s to 12.5 s
+    runs = split_at_pauses(words, audio)
+    assert [[w.word for w in r] for r, _ in runs] == [["one", "two"], ["three"]]
+    first, second = (a for _, a in runs)
+    assert first is not None and second is not None
+    assert len(first) == int(0.9 * SR) and first[0] == 0
+    assert len(second) == int(0.5 * SR) and second[0] == int(2.0 * SR)
 
 
 def test_a_voiceprint_of_another_model_names_nobody() -> None:
