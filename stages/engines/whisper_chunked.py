@@ -5,17 +5,17 @@ Each chunk is decoded as the sequential decoder decodes a window (same VAD setti
 prompt, beam, timestamp rules, no-speech rule and word timing), except that it is not
 conditioned on the text of the chunk before it: that is what lets chunks be decoded at
 once. When Whisper stops before a chunk's end (as it does when it expects the next window
-to go on), the rest of the chunk is decoded again in a later batch, conditioned on the
-chunk's own text, as the sequential decoder's next window would be. A recording whose
-speech fits one window is thus decoded exactly as the sequential decoder decodes it,
-without its second encoder pass (it encodes the first window once for the language, once
-to decode). docs/models.md ("Chunked decoding") has the measurements.
+to go on; on the 4-speaker meeting, 5 chunks of 9 left their last utterance), what it left
+is decoded again, as the sequential decoder's next window would hear it, except that the
+rests of a round are packed into chunks together (one encoding for several), not
+conditioned on the text before them. A recording whose speech fits one window and is
+heard in one pass is decoded exactly as the sequential decoder decodes it, without its
+second encoder pass (it encodes the first window once for the language, once to decode).
+docs/models.md ("Chunked decoding") has the measurements.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,16 +32,10 @@ WINDOW_S = 30  # Whisper's window: the longest chunk
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 MAX_INITIAL_TIMESTAMP_S = 1.0
+# Rounds of decoding what earlier rounds left unheard (each round's audio is shorter).
+MAX_ROUNDS = 4
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
-
-
-@dataclass(frozen=True)
-class Work:
-    """A chunk to decode, with the text tokens it goes on from (a chunk's rest)."""
-
-    chunk: Chunk
-    previous: tuple[int, ...] = ()
 
 
 def speech_spans(audio: np.ndarray) -> list[Span]:
@@ -75,19 +69,25 @@ def transcribe_chunked(
         )
     decoder = _ChunkDecoder(model, beam_size)
     probability = 1.0
-    pending = deque(Work(c) for c in chunks)
     segments: list[TranscriptSegment] = []
-    heard = 0  # samples of the recording decoded
-    while pending:
-        batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-        encoded, frames = decoder.encode(audio, [w.chunk for w in batch])
-        if language is None:  # once, from the first batch's speech
-            language, probability = decoder.language(encoded, [w.chunk for w in batch])
-        found, rests = decoder.decode(encoded, frames, batch, language)
-        segments.extend(found)
-        pending.extend(rests)
-        heard = max([heard] + [w.chunk.end for w in batch])
-        progress("transcribe", min(heard / SAMPLE_RATE / duration, 1.0), 1.0)
+    heard = 0  # samples of the recording decoded once
+    for _ in range(MAX_ROUNDS):
+        rests: list[Chunk] = []
+        for first in range(0, len(chunks), batch_size):
+            batch = chunks[first : first + batch_size]
+            encoded, frames = decoder.encode(audio, batch)
+            if language is None:  # once, from the first batch's speech
+                language, probability = decoder.language(encoded, batch)
+            found, left = decoder.decode(encoded, frames, batch, language)
+            segments.extend(found)
+            rests.extend(left)
+            heard = max([heard] + [c.end for c in batch])
+            progress("transcribe", min(heard / SAMPLE_RATE / duration, 1.0), 1.0)
+        if not rests:
+            break
+        # What Whisper left unheard at the ends of chunks, packed into chunks in turn: a
+        # window's encoding costs the same for 3 s of speech as for 30.
+        chunks = build_chunks([span for c in rests for span in c.spans], WINDOW_S * SAMPLE_RATE)
     assert language is not None
     segments.sort(key=lambda s: (s.start, s.end))
     return Transcript(
@@ -127,8 +127,8 @@ class _ChunkDecoder:
         )
 
     def decode(
-        self, encoded: Any, frames: list[int], batch: list[Work], language: str
-    ) -> tuple[list[TranscriptSegment], list[Work]]:
+        self, encoded: Any, frames: list[int], batch: list[Chunk], language: str
+    ) -> tuple[list[TranscriptSegment], list[Chunk]]:
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -139,7 +139,7 @@ class _ChunkDecoder:
         )
         results = model.model.generate(
             encoded,
-            [model.get_prompt(tokenizer, list(w.previous)) for w in batch],
+            [model.get_prompt(tokenizer, [])] * len(batch),
             beam_size=self.beam_size,
             patience=1,
             length_penalty=1,
@@ -155,8 +155,8 @@ class _ChunkDecoder:
         states = np.asarray(host)
         fps = model.frames_per_second
         out: list[TranscriptSegment] = []
-        rests: list[Work] = []
-        for i, (result, work) in enumerate(zip(results, batch, strict=True)):
+        rests: list[Chunk] = []
+        for i, (result, chunk) in enumerate(zip(results, batch, strict=True)):
             tokens = result.sequences_ids[0]
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
@@ -180,17 +180,15 @@ class _ChunkDecoder:
                 APPEND_PUNCTUATIONS,
                 last_speech_timestamp=0.0,
             )
-            kept = []
             for piece in pieces:
-                seg = _segment(piece, tokenizer, work.chunk, avg_logprob, result.no_speech_prob)
+                seg = _segment(piece, tokenizer, chunk, avg_logprob, result.no_speech_prob)
                 if seg is not None:
                     out.append(seg)
-                    kept.extend(piece["tokens"])
             ends = [w["end"] for p in pieces for w in p.get("words", [])]
             resume = resume_frame(seek, frames[i], single_ending, ends[-1] if ends else None, fps)
-            rest = work.chunk.tail(resume / fps, SAMPLE_RATE) if resume is not None else None
+            rest = chunk.tail(resume / fps, SAMPLE_RATE) if resume is not None else None
             if rest is not None:
-                rests.append(Work(rest, work.previous + tuple(kept)))
+                rests.append(rest)
         return out, rests
 
 

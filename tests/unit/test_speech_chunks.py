@@ -133,16 +133,15 @@ def test_decoding_goes_on_after_the_last_word_unless_the_text_ended_there() -> N
 
 
 class FakeChunkDecoder:
-    """Named fake of whisper._ChunkDecoder: records what the engine asks of it."""
+    """Named fake of whisper_chunked._ChunkDecoder: records what the engine asks of it."""
 
     calls: list[tuple[str, Any]] = []
-    rests: list[whisper_chunked.Work] = []
 
     def __init__(self, model: Any, beam_size: int) -> None:
         self.beam_size = beam_size
 
     def encode(self, audio: np.ndarray, batch: list[Chunk]) -> tuple[Any, list[int]]:
-        FakeChunkDecoder.calls.append(("encode", len(batch)))
+        FakeChunkDecoder.calls.append(("encode", [c.spans for c in batch]))
         return batch, [c.samples // 160 for c in batch]
 
     def language(self, encoded: Any, batch: list[Chunk]) -> tuple[str, float]:
@@ -150,19 +149,12 @@ class FakeChunkDecoder:
         return "it", 0.9
 
     def decode(
-        self, encoded: Any, frames: list[int], batch: list[whisper_chunked.Work], language: str
-    ) -> tuple[list[Any], list[whisper_chunked.Work]]:
+        self, encoded: Any, frames: list[int], batch: list[Chunk], language: str
+    ) -> tuple[list[Any], list[Chunk]]:
         FakeChunkDecoder.calls.append(("decode", language))
-        # The first chunk stops half-way: its rest comes back, after the other chunks.
-        rests = [
-            whisper_chunked.Work(rest, (1, 2))
-            for w in batch
-            if w.chunk.start == 0 and not w.previous
-            for rest in [w.chunk.tail(10.0, SR)]
-            if rest is not None
-        ]
-        FakeChunkDecoder.rests.extend(w for w in batch if w.previous)
-        return [], rests
+        # Every first-round chunk stops 15 s in, leaving its last 5 s unheard.
+        rests = [c.tail(15.0, SR) for c in batch if c.samples == 20 * SR]
+        return [], [r for r in rests if r is not None]
 
 
 def _engine(batch_size: int) -> whisper.FasterWhisperTranscriber:
@@ -175,12 +167,15 @@ def _engine(batch_size: int) -> whisper.FasterWhisperTranscriber:
 @pytest.fixture
 def fake_decoder(monkeypatch: pytest.MonkeyPatch) -> type[FakeChunkDecoder]:
     FakeChunkDecoder.calls = []
-    FakeChunkDecoder.rests = []
     monkeypatch.setattr(whisper_chunked, "_ChunkDecoder", FakeChunkDecoder)
     # Five 20 s stretches of speech: five chunks (two do not fit one 30 s window).
     spans = [(n * 25 * SR, (n * 25 + 20) * SR) for n in range(5)]
     monkeypatch.setattr(whisper_chunked, "speech_spans", lambda audio: spans)
     return FakeChunkDecoder
+
+
+def span(start_s: int, end_s: int) -> tuple[int, int]:
+    return (start_s * SR, end_s * SR)
 
 
 def test_language_is_found_once_and_given_to_every_batch(
@@ -193,18 +188,18 @@ def test_language_is_found_once_and_given_to_every_batch(
         progress=lambda stage, done, total: progress.append(done),
     )
     assert fake_decoder.calls == [
-        ("encode", 2),
+        ("encode", [(span(0, 20),), (span(25, 45),)]),
         ("language", 2),
         ("decode", "it"),
-        ("encode", 2),
+        ("encode", [(span(50, 70),), (span(75, 95),)]),
         ("decode", "it"),
-        ("encode", 2),  # the last chunk and the first one's rest
+        ("encode", [(span(100, 120),)]),
+        ("decode", "it"),
+        # What the five chunks left unheard, packed into one 25 s chunk: one encoding.
+        ("encode", [(span(15, 20), span(40, 45), span(65, 70), span(90, 95), span(115, 120))]),
         ("decode", "it"),
     ]
     assert (out.language, out.language_probability) == ("it", 0.9)
-    # The rest goes on from the text decoded before it, from 10 s into the chunk.
-    (rest,) = fake_decoder.rests
-    assert rest.previous == (1, 2) and rest.chunk.spans == ((10 * SR, 20 * SR),)
     assert progress == sorted(progress) and progress[-1] == 1.0
 
 
@@ -212,7 +207,8 @@ def test_a_given_language_is_not_detected(fake_decoder: type[FakeChunkDecoder]) 
     out = _engine(batch_size=8).transcribe(
         np.zeros(130 * SR, dtype=np.float32), language="fr", progress=lambda *a: None
     )
-    assert fake_decoder.calls == [("encode", 5), ("decode", "fr"), ("encode", 1), ("decode", "fr")]
+    assert [c[0] for c in fake_decoder.calls] == ["encode", "decode", "encode", "decode"]
+    assert all(c[1] == "fr" for c in fake_decoder.calls if c[0] == "decode")
     assert (out.language, out.language_probability) == ("fr", 1.0)
 
 
