@@ -1,15 +1,15 @@
 """The pieces of a recording that the chunked Whisper decoder works on, and the bookkeeping
 around them (pure arithmetic, no model).
 
-The chunked decoder (stages/engines/whisper.py) cuts the speech the VAD found into chunks
+The chunked decoder (stages/engines/whisper_chunked.py) cuts the speech the VAD found into chunks
 of at most one Whisper window (30 s), decodes several chunks at once, and maps each word
 back to the recording. A chunk is the concatenation of consecutive speech spans, as the
 sequential decoder concatenates them: a recording whose speech fits one window gives one
 chunk holding exactly the audio the sequential decoder sees.
 
-The language is found once for the whole recording, not per chunk: each chunk's language
-probabilities, weighted by its length, are added up and the most probable language decodes
-every chunk (docs/models.md, "Chunked decoding").
+The language is found once for the recording, not per chunk: the language probabilities of
+the chunks of the first batch, weighted by their length, are added up and the most
+probable language decodes every chunk (docs/models.md, "Chunked decoding").
 """
 
 from __future__ import annotations
