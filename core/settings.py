@@ -49,8 +49,9 @@ class ModelSettings(BaseModel):
     # two workers on 2 cores spinning up 2 (Whisper: 4) threads each slowed the job
     # (bench/README.md, "One job, one worker vs two").
     cpu_threads: int = Field(default=0, ge=0)
-    # > 0: decode this many VAD speech pieces at once (faster-whisper's batched pipeline);
-    # 0: the sequential decoder (bench/README.md "Transcription" has both measured).
+    # > 0: the chunked decoder, this many <= 30 s chunks of the VAD's speech decoded at
+    # once, the language found once (docs/models.md "Chunked decoding"); 0: faster-whisper's
+    # sequential decoder (bench/README.md "Transcription" has both measured).
     asr_batch_size: int = Field(default=0, ge=0, le=64)
     # A full pyannote pipeline directory (config.yaml), e.g. speaker-diarization-3.1 on disk.
     # When set it replaces the packaged segmentation + CAM++ recipe below.

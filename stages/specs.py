@@ -45,6 +45,9 @@ async def _describe_transcribe(state: WorkerState, job: Job) -> tuple[dict[str, 
     }
     if m.asr_batch_size:  # other words and timings: another artifact (absent: sequential)
         params["batch_size"] = m.asr_batch_size
+        # The chunked decoder (stages/engines/whisper_chunked.py), not the batched
+        # pipeline of faster-whisper an artifact with only a batch size came from.
+        params["decoder"] = "chunked"
     return params, await asyncio.to_thread(state.models.transcriber_id)
 
 

@@ -1,4 +1,5 @@
-"""faster-whisper (CTranslate2) as a Transcriber."""
+"""faster-whisper (CTranslate2) as a Transcriber: the sequential decoder, or the chunked one
+(the speech cut into windows decoded several at a time, the language found once)."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ class FasterWhisperTranscriber:
         batch_size: int = 0,
         fingerprint_cache: Path | None = None,
     ) -> None:
-        """batch_size > 0: faster-whisper's BatchedInferencePipeline, which cuts the
-        speech found by its VAD into <= 30 s pieces and decodes `batch_size` of them at
-        once, instead of the sequential 30 s windows conditioned on the previous text."""
+        """batch_size > 0: the chunked decoder, which cuts the speech found by the VAD
+        into <= 30 s chunks and decodes `batch_size` of them at once, in the language
+        found once for the recording; 0: faster-whisper's sequential 30 s windows, each
+        conditioned on the previous text (docs/models.md, "Chunked decoding")."""
         self.model_id = whisper_model_id(model_dir, fingerprint_cache)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a missing file hit the hub
         from faster_whisper import WhisperModel
@@ -60,11 +62,6 @@ class FasterWhisperTranscriber:
             self._model.feature_extractor
         )
         self.batch_size = batch_size
-        self._batched: Any = None
-        if batch_size > 0:
-            from faster_whisper import BatchedInferencePipeline
-
-            self._batched = BatchedInferencePipeline(self._model)
 
     def transcribe(
         self,
@@ -75,39 +72,60 @@ class FasterWhisperTranscriber:
         vad_filter: bool = True,
         progress: ProgressCallback,
     ) -> Transcript:
-        duration = len(audio) / SAMPLE_RATE
         progress("transcribe", 0.0, 1.0)
-        if self._batched is not None:
-            segments_iter, info = self._batched.transcribe(
-                audio,
-                language=language,
-                beam_size=beam_size,
-                word_timestamps=True,
-                temperature=0.0,
-                vad_filter=True,  # the batches are the VAD's speech pieces
-                batch_size=self.batch_size,
-            )
+        if self.batch_size > 0 and vad_filter:  # the chunks are the VAD's speech
+            out = self._chunked(audio, language, beam_size, progress)
         else:
-            segments_iter, info = self._model.transcribe(
-                audio,
-                language=language,
-                beam_size=beam_size,
-                word_timestamps=True,
-                # A single temperature: no sampling fallback, so reruns give the same words.
-                temperature=0.0,
-                vad_filter=vad_filter,
-            )
+            out = self._sequential(audio, language, beam_size, vad_filter, progress)
+        progress("transcribe", 1.0, 1.0)
+        return out
+
+    def _sequential(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        beam_size: int,
+        vad_filter: bool,
+        progress: ProgressCallback,
+    ) -> Transcript:
+        duration = len(audio) / SAMPLE_RATE
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=beam_size,
+            word_timestamps=True,
+            # A single temperature: no sampling fallback, so reruns give the same words.
+            temperature=0.0,
+            vad_filter=vad_filter,
+        )
         segments: list[TranscriptSegment] = []
         for seg in segments_iter:  # a generator: the decoding happens in this loop
             segments.append(_segment(seg))
             if duration > 0:
                 progress("transcribe", min(seg.end / duration, 1.0), 1.0)
-        progress("transcribe", 1.0, 1.0)
         return Transcript(
             language=info.language,
             language_probability=float(info.language_probability),
             duration_s=duration,
             segments=segments,
+        )
+
+    def _chunked(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        beam_size: int,
+        progress: ProgressCallback,
+    ) -> Transcript:
+        from stages.engines.whisper_chunked import transcribe_chunked
+
+        return transcribe_chunked(
+            self._model,
+            audio,
+            language=language,
+            beam_size=beam_size,
+            batch_size=self.batch_size,
+            progress=progress,
         )
 
 
