@@ -121,9 +121,10 @@ def machine() -> dict[str, Any]:
 
     def git(*a: str) -> str:
         try:
+            # Only the trailing newline goes: `status --short` lines begin with a space.
             return subprocess.run(
                 ["git", *a], cwd=REPO, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
+            ).stdout.rstrip("\n")
         except (OSError, subprocess.SubprocessError):
             return ""
 
