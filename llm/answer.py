@@ -97,6 +97,8 @@ def check_answer(reply: str, n_sources: int, language: str) -> Answer:
         marks = [int(n) for group in _MARK.findall(piece) for n in re.split(r"[,;]", group)]
         plain = " ".join(_MARK.sub("", piece).split()).strip()
         plain = re.sub(r"\s+([.,;:!?])", r"\1", plain)
+        if not re.search(r"\w", plain):  # "[" or "." alone: nothing said
+            plain = ""
         if not marks:
             if plain:
                 pending.append(plain)

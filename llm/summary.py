@@ -39,13 +39,16 @@ _CITED = {
     "minItems": 1,
     "maxItems": MAX_CITATIONS,
 }
+# One sentence, not a paragraph: greedy decoding of a small model can repeat a sentence
+# until the token limit.
+_SENTENCE = {"type": "string", "maxLength": 240}
 _POINTS = {
     "type": "array",
     "maxItems": 6,
     "items": {
         "type": "object",
         "properties": {
-            "text": {"type": "string"},
+            "text": _SENTENCE,
             "segments": _CITED,
         },
         "required": ["text", "segments"],
@@ -54,7 +57,8 @@ _POINTS = {
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "summary": _POINTS,
+        # A meeting always has main points: the 0.5B model otherwise gave an empty list.
+        "summary": {**_POINTS, "minItems": 1},
         "decisions": _POINTS,
         "action_items": {
             "type": "array",
@@ -62,7 +66,7 @@ SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "what": {"type": "string"},
+                    "what": _SENTENCE,
                     "owner": {"type": "string"},
                     "due": {"type": "string"},
                     "segments": _CITED,
@@ -149,7 +153,8 @@ def _instructions(language: str | None, speakers: list[str]) -> str:
     return (
         "You write the minutes of a meeting from its transcript. Each transcript line starts"
         " with its number in brackets, then the time and the speaker.\n"
-        "Answer with JSON: `summary` (the main points, at most 6 short sentences),"
+        "Answer with JSON: `summary` (the main points of the whole meeting: 2 to 6 short"
+        " sentences, always),"
         " `decisions` (what was decided) and `action_items` (what someone will do: `what`,"
         " `owner`, `due`). Every item has `segments`: the numbers of the lines it comes from.\n"
         "Use only what the transcript says. An owner is one of these speakers:"

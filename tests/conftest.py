@@ -91,7 +91,7 @@ def settings(
         storage=StorageSettings(protocol="file", root=str(data_dir / "artifacts")),
         auth="off",
         # The small packaged language model, few tokens: summaries and answers in seconds.
-        llm=LLMSettings(model="smollm2-135m", max_tokens=96, context_tokens=2048, threads=1),
+        llm=LLMSettings(model="smollm2-135m", max_tokens=160, context_tokens=2048, threads=1),
         # In-process clients (httpx's ASGITransport) send `Host: scribe`.
         allowed_hosts=["localhost", "127.0.0.1", "[::1]", "scribe"],
     )

@@ -183,6 +183,7 @@ def test_answers_keep_only_sentences_citing_given_sources() -> None:
 
 def test_no_answer_or_nothing_cited_declines_and_cites_nothing() -> None:
     assert check_answer("NO_ANSWER", 3, "en").declined
+    assert check_answer("[1] [", 3, "en").declined  # a citation of nothing said
     uncited = check_answer("It was probably on Friday.", 3, "fr")
     assert uncited.declined and uncited.sentences == []
     assert "ne le disent pas" in uncited.text
