@@ -161,7 +161,13 @@ def test_release_keeps_only_the_resident_models(tmp_path: Path) -> None:
 def test_residency_defaults_to_every_model_and_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert Settings().models.resident == ["transcriber", "diarizer", "encoder", "text_embedder"]
+    assert Settings().models.resident == [
+        "transcriber",
+        "diarizer",
+        "encoder",
+        "text_embedder",
+        "language_model",
+    ]
     monkeypatch.setenv("SCRIBE_MODELS__RESIDENT", '["transcriber"]')
     monkeypatch.setenv("SCRIBE_MODELS__GPUS", "[0,1]")
     s = Settings()
