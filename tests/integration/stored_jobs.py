@@ -145,12 +145,19 @@ async def fail_stage(services: Services, job_id: str, stage: str, message: str) 
 
 
 async def succeed_job(services: Services, job_id: str) -> None:
-    """The job succeeded (whatever its stage rows say)."""
-    async with services.pool.acquire() as conn:
+    """The job succeeded; its stages not recorded here will not run in this attempt
+    (pending, as fail_stage leaves them), so a replay or a reindex may send them and the
+    reaper does not take them for lost messages."""
+    jid = uuid.UUID(job_id)
+    async with services.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE job_stages SET status = 'pending' WHERE job_id = $1 AND status = 'queued'",
+            jid,
+        )
         await conn.execute(
             "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now()"
             " WHERE id = $1",
-            uuid.UUID(job_id),
+            jid,
         )
 
 

@@ -289,10 +289,10 @@ async def test_result_replay_and_delete(
     assert "queued" in resp.json()["error"]["message"]
     assert err(await client.get(f"/v1/jobs/{job_id}/result?format=pdf"))[0] == 422
 
-    resp = await client.post(f"/v1/jobs/{job_id}/stages/summarize/replay")
+    resp = await client.post(f"/v1/jobs/{job_id}/stages/translate/replay")
     assert err(resp) == (404, "not_found")
     assert resp.json()["error"]["message"] == (
-        f"unknown stage 'summarize'; stages are {', '.join(DEFAULT_GRAPH.names)}"
+        f"unknown stage 'translate'; stages are {', '.join(DEFAULT_GRAPH.names)}"
     )
     resp = await client.post(f"/v1/jobs/{job_id}/stages/diarize/replay")
     assert err(resp) == (409, "conflict")

@@ -316,7 +316,7 @@ CASES: list[Case] = [
     # ---------------------------------------------------------------- replays
     Case(
         "replay of an unknown stage",
-        replay("summarize", b"{}"),
+        replay("translate", b"{}"),
         404,
         "not_found",
         "stages are decode",

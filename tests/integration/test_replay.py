@@ -126,7 +126,7 @@ def test_replay_diarize_and_identify(api: ScribeAPI, pyannote_sample: Path) -> N
 def test_replay_rejects_unknown_stage_and_bad_params(api: ScribeAPI, audio_dir: Path) -> None:
     job_id, events = api.run(audio_dir / "misc" / "english.wav")
     assert events[-1].type == "job.succeeded", [e.data for e in events[-3:]]
-    unknown = api.http.post(f"/v1/jobs/{job_id}/stages/summarize/replay", json={})
+    unknown = api.http.post(f"/v1/jobs/{job_id}/stages/translate/replay", json={})
     assert unknown.status_code == 404 and "diarize" in unknown.json()["error"]["message"]
     bad = api.http.post(
         f"/v1/jobs/{job_id}/stages/diarize/replay", json={"params": {"num_speakers": 0}}
