@@ -338,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", default="0,1", help="taskset's CPU list for each model's run")
     p.add_argument("--max-tokens", type=int, default=512, help="per summary chunk")
     p.add_argument("--ask-tokens", type=int, default=100)
-    p.add_argument("--passages", type=int, default=3, help="search hits an answer reads")
+    p.add_argument(
+        "--passages",
+        type=int,
+        default=LLMSettings().ask_passages,
+        help="search hits an answer reads",
+    )
     p.add_argument("--no-rss", action="store_true")
     args = p.parse_args(argv)
     cache = RESULTS / "search-cache"

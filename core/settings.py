@@ -173,7 +173,7 @@ class LLMSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int = 42
     # Search hits an answer is written from.
-    ask_passages: int = Field(default=6, ge=1, le=20)
+    ask_passages: int = Field(default=3, ge=1, le=20)
     # openai: fields sent in every request besides OpenAI's, as JSON, e.g.
     # {"cache_prompt": false} for llama.cpp's server (repeatable greedy replies).
     extra: dict[str, Any] = Field(default_factory=dict)
