@@ -120,8 +120,10 @@ def test_a_french_query_finds_the_french_meeting(
 ) -> None:
     embed_done(api, tiger)
     found = search_until(api, hit_of(tiger), q="le cri du tigre comparé à celui du lion")
-    assert "tigre" in found["hits"][0]["text"].lower()
-    assert "tigre" in first_of(found, tiger)["text"].lower()
+    # "ressemble": a word of the clip Whisper base hears on every CPU seen so far; "tigre"
+    # itself is heard as "tingue" on some (int8 arithmetic differs between CPUs).
+    assert "ressemble" in found["hits"][0]["text"].lower()
+    assert "ressemble" in first_of(found, tiger)["text"].lower()
     # Scoped to one job, the other meeting never shows.
     only = api.http.get("/v1/search", params={"q": "tigre", "job_id": jfk[0]}).json()
     assert {h["job_id"] for h in only["hits"]} <= {jfk[0]}
@@ -173,7 +175,7 @@ def test_scribe_search_prints_a_table_and_json(
     lines = table.stdout.splitlines()
     assert any("meeting" in ln and "speaker" in ln and "score" in ln for ln in lines), table.stdout
     first = next(ln for ln in lines if "fleurs-fr-003.ogg" in ln)
-    assert "00:0" in first and "tigre" in first.lower()
+    assert "00:0" in first and "ressemble" in first.lower()  # the clip's words, see above
     as_json = subprocess.run([*cmd, *server, "--json", "--job", tiger], capture_output=True,
                              text=True, cwd=REPO, env=env, timeout=120)  # fmt: skip
     assert as_json.returncode == 0, as_json.stderr
